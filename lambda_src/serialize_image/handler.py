@@ -1,0 +1,345 @@
+"""Read an image from S3 and pass it on as a small, normalized, base64-encoded PNG.
+
+Input, either a direct request::
+
+    {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg"}
+
+or the EventBridge S3 "Object Created" event, as the rule delivers it::
+
+    {"source": "aws.s3", "detail-type": "Object Created",
+     "detail": {"bucket": {"name": "my-bucket"}, "object": {"key": "incoming/photo.jpg", ...}}}
+
+S3 notifications URL-encode object keys ("red flower.jpg" arrives as "red+flower.jpg"), and
+Powertools' S3EventBridgeEvent decodes them with unquote_plus; moto and hand-written events
+carry the raw key. The EventBridge key is therefore resolved by trying its unquote_plus
+form, then its unquote form, then the raw key, and the first key that exists wins. A direct
+request's ``s3_key`` is used as given.
+
+Output::
+
+    {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg",
+     "image_data": "<base64 PNG, RGB, longest side <= OUTPUT_MAX_SIDE>",
+     "content_type": "image/png",
+     "source": {"format": "JPEG", "width": 4032, "height": 3024, "mode": "RGB",
+                "bytes": 2811234}}
+
+``source`` describes the object as stored (before EXIF rotation and resizing).
+
+The object is only read (HeadObject, GetObject), never written, deleted or altered.
+
+Errors (the class name is the errorType Step Functions sees):
+    InvalidInput        the event names no bucket or key
+    ImageNotFound       no such object or bucket (also: deleted after the event)
+    InvalidImage        empty, not an image, truncated or undecodable
+    ImageTooLarge       more than MAX_OBJECT_BYTES bytes or MAX_IMAGE_PIXELS pixels
+    ConfigurationError  an environment variable below is out of range
+
+Environment:
+    MAX_OBJECT_BYTES    largest object read, in bytes (default 20 MiB)
+    MAX_IMAGE_PIXELS    largest declared width * height (default 40_000_000)
+    OUTPUT_MAX_SIDE     longest side of the PNG passed on, 1..192 (default 128); the cap keeps
+                        the payload far below the 256 KiB Step Functions limit
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import os
+from typing import Any, TypedDict
+from urllib.parse import unquote, unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from PIL import Image, ImageOps
+
+DEFAULT_MAX_OBJECT_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_OUTPUT_MAX_SIDE = 128
+LARGEST_OUTPUT_MAX_SIDE = 192
+DEFAULT_METRICS_NAMESPACE = "SconesUnlimited"
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes MPO
+OUTPUT_CONTENT_TYPE = "image/png"
+BACKGROUND_WHITE = (255, 255, 255)
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class SerializeRequest(TypedDict):
+    s3_bucket: str
+    s3_key: str
+
+
+class EventBridgeS3Event(TypedDict):
+    source: str
+    detail: dict[str, Any]
+
+
+class SourceImage(TypedDict):
+    format: str
+    width: int
+    height: int
+    mode: str
+    bytes: int
+
+
+class SerializedImage(TypedDict):
+    s3_bucket: str
+    s3_key: str
+    image_data: str
+    content_type: str
+    source: SourceImage
+
+
+class InvalidInput(Exception):
+    """The event does not name an S3 bucket and key."""
+
+
+class ImageNotFound(Exception):
+    """The object (or its bucket) does not exist."""
+
+
+class InvalidImage(Exception):
+    """The object is empty, not an image, truncated or cannot be decoded."""
+
+
+class ImageTooLarge(Exception):
+    """The object has too many bytes or declares too many pixels."""
+
+
+class ConfigurationError(Exception):
+    """An environment variable has a value this function cannot use."""
+
+
+class Settings(TypedDict):
+    max_object_bytes: int
+    max_image_pixels: int
+    output_max_side: int
+
+
+def _int_setting(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if maximum is None:
+        allowed = f"an integer >= {minimum}"
+    else:
+        allowed = f"an integer in [{minimum}, {maximum}]"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not {allowed}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ConfigurationError(f"{name}={raw!r} is not {allowed}")
+    return value
+
+
+def load_settings() -> Settings:
+    """Read the limits from the environment at call time (tests and the emulator vary them)."""
+    return Settings(
+        max_object_bytes=_int_setting("MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, 1),
+        max_image_pixels=_int_setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, 1),
+        output_max_side=_int_setting(
+            "OUTPUT_MAX_SIDE", DEFAULT_OUTPUT_MAX_SIDE, 1, LARGEST_OUTPUT_MAX_SIDE
+        ),
+    )
+
+
+@functools.cache
+def s3_client() -> Any:
+    """One S3 client per process, built from the environment (AWS_ENDPOINT_URL_S3 included)."""
+    return boto3.client("s3")
+
+
+def reset_clients() -> None:
+    """Forget the cached clients, e.g. after a test changed the endpoint or started moto."""
+    s3_client.cache_clear()
+
+
+def _refresh_metrics_settings() -> None:
+    """Powertools reads namespace and service when the module is imported; use the current env."""
+    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+    metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or metrics.service
+
+
+def _non_empty_string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_event(event: Any) -> tuple[str, list[str]]:
+    """Return the bucket and the object keys to try, in order of preference."""
+    if not isinstance(event, dict):
+        raise InvalidInput(f"expected a JSON object, got {type(event).__name__}")
+    if event.get("source") == "aws.s3" and isinstance(event.get("detail"), dict):
+        detail = event["detail"]
+        bucket = _non_empty_string((detail.get("bucket") or {}).get("name"))
+        raw_key = _non_empty_string((detail.get("object") or {}).get("key"))
+        if bucket is None or raw_key is None:
+            raise InvalidInput("S3 event has no detail.bucket.name or detail.object.key")
+        candidates = [unquote_plus(raw_key), unquote(raw_key), raw_key]
+        return bucket, list(dict.fromkeys(candidates))
+    bucket = _non_empty_string(event.get("s3_bucket"))
+    key = _non_empty_string(event.get("s3_key"))
+    if bucket is None or key is None:
+        raise InvalidInput("event needs non-empty strings 's3_bucket' and 's3_key'")
+    return bucket, [key]
+
+
+def _is_not_found(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _NOT_FOUND_CODES
+
+
+def _check_object_size(bucket: str, key: str, size: int, settings: Settings) -> None:
+    if size == 0:
+        raise InvalidImage(f"s3://{bucket}/{key} is empty")
+    if size > settings["max_object_bytes"]:
+        raise ImageTooLarge(
+            f"s3://{bucket}/{key} has {size} bytes, more than MAX_OBJECT_BYTES="
+            f"{settings['max_object_bytes']}"
+        )
+
+
+@tracer.capture_method
+def head_existing_object(bucket: str, keys: list[str]) -> tuple[str, int]:
+    """Return the first of ``keys`` that exists, with its size."""
+    for key in keys:
+        try:
+            head = s3_client().head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _is_not_found(error):
+                continue
+            raise
+        return key, int(head["ContentLength"])
+    tried = ", ".join(repr(key) for key in keys)
+    raise ImageNotFound(f"no object s3://{bucket}/ with key {tried}")
+
+
+@tracer.capture_method
+def read_object(bucket: str, key: str, settings: Settings) -> bytes:
+    """Read the object, checking its size again: it may have changed since HeadObject."""
+    try:
+        response = s3_client().get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if _is_not_found(error):
+            raise ImageNotFound(f"s3://{bucket}/{key} no longer exists") from error
+        raise
+    body = response["Body"]
+    try:
+        _check_object_size(bucket, key, int(response["ContentLength"]), settings)
+        data = body.read(settings["max_object_bytes"] + 1)
+    finally:
+        body.close()
+    _check_object_size(bucket, key, len(data), settings)
+    return data
+
+
+def _to_8bit_gray(image: Image.Image) -> Image.Image:
+    """Map 16/32-bit integer and float modes onto 0..255 (Pillow's convert would clip them)."""
+    image = image.convert("F")
+    low, high = image.getextrema()
+    if low >= 0 and high <= 255:
+        scaled = image
+    elif low >= 0 and high <= 65535:
+        scaled = image.point(lambda value: value * (255 / 65535))
+    else:
+        span = (high - low) or 1
+        scaled = image.point(lambda value: (value - low) * (255 / span))
+    return scaled.convert("L")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any mode to RGB; transparent pixels become white."""
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        return _to_8bit_gray(image).convert("RGB")
+    has_alpha = "A" in image.getbands() or image.mode in ("RGBa", "La")
+    if has_alpha or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND_WHITE, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def normalize_image(data: bytes, label: str, settings: Settings) -> tuple[bytes, SourceImage]:
+    """Decode ``data`` fully and return a bounded RGB PNG plus a description of the source."""
+    max_side = settings["output_max_side"]
+    try:
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise ImageTooLarge(
+            f"{label} declares more pixels than MAX_IMAGE_PIXELS={settings['max_image_pixels']}"
+            f": {error}"
+        ) from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImage(f"{label} is not a readable image: {error}") from error
+    with image:
+        width, height = image.size
+        if width * height > settings["max_image_pixels"]:
+            raise ImageTooLarge(
+                f"{label} declares {width}x{height} = {width * height} pixels, more than "
+                f"MAX_IMAGE_PIXELS={settings['max_image_pixels']}"
+            )
+        source = SourceImage(
+            format=image.format or "unknown",
+            width=width,
+            height=height,
+            mode=image.mode,
+            bytes=len(data),
+        )
+        try:
+            if image.format in ("JPEG", "MPO"):
+                image.draft(None, (max_side, max_side))
+            image.load()
+            frame = ImageOps.exif_transpose(image)
+            rgb = to_rgb(frame)
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            png = io.BytesIO()
+            rgb.save(png, format="PNG")
+        except Image.DecompressionBombError as error:
+            raise ImageTooLarge(f"{label}: {error}") from error
+        except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as error:
+            raise InvalidImage(f"{label} cannot be decoded: {error}") from error
+    return png.getvalue(), source
+
+
+def serialize_object(event: Any, settings: Settings) -> SerializedImage:
+    bucket, candidate_keys = parse_event(event)
+    key, size = head_existing_object(bucket, candidate_keys)
+    label = f"s3://{bucket}/{key}"
+    _check_object_size(bucket, key, size, settings)
+    data = read_object(bucket, key, settings)
+    png, source = normalize_image(data, label, settings)
+    logger.info("Image serialized", extra={"object": label, "source": source, "png": len(png)})
+    metrics.add_metric(name="ImagesSerialized", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="SourceImageBytes", unit=MetricUnit.Bytes, value=len(data))
+    return SerializedImage(
+        s3_bucket=bucket,
+        s3_key=key,
+        image_data=base64.b64encode(png).decode("ascii"),
+        content_type=OUTPUT_CONTENT_TYPE,
+        source=source,
+    )
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(
+    event: SerializeRequest | EventBridgeS3Event, context: LambdaContext
+) -> SerializedImage:
+    _refresh_metrics_settings()
+    settings = load_settings()
+    try:
+        return serialize_object(event, settings)
+    except (InvalidInput, ImageNotFound, InvalidImage, ImageTooLarge) as error:
+        metrics.add_metric(name="ImagesRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("Image rejected", extra={"error": type(error).__name__, "cause": str(error)})
+        raise

@@ -1,0 +1,153 @@
+"""Fixtures for the Lambda handler tests: a Lambda context, moto S3, a wire-level fake
+SageMaker endpoint, generated images and a reader for the EMF metrics the handlers print."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+from PIL import Image
+
+# `pytest` (unlike `python -m pytest`) does not put the repository root on sys.path, and the
+# handlers are imported as `lambda_src.<function>.handler` from there.
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+BUCKET = "scones-images"
+ENDPOINT_NAME = "scones-classifier"
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "handler-under-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:handler-under-test"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """A moto S3 with one empty bucket; the handler's cached client is rebuilt inside moto."""
+    serialize = importlib.import_module("lambda_src.serialize_image.handler")
+    serialize.reset_clients()
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    serialize.reset_clients()
+
+
+class _RawBody(io.BytesIO):
+    """The raw HTTP body botocore reads: a file with urllib3's stream()."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.read()
+
+
+@dataclass
+class FakeEndpoint:
+    """Answers InvokeEndpoint at the HTTP level, after botocore serialized and signed it.
+
+    Set ``status``/``body``/``headers`` for the reply, or ``error`` to raise a botocore
+    exception (timeouts, connection errors) instead of answering. ``requests`` records every
+    attempt, so a test sees whether the client retried.
+    """
+
+    status: int = 200
+    body: bytes = b"[0.25, 0.75]"
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+    error: Exception | None = None
+    requests: list[Any] = field(default_factory=list)
+    on_request: Callable[[Any], None] | None = None
+
+    def reply_json(self, value: Any) -> None:
+        self.status, self.body = 200, json.dumps(value).encode()
+
+    def reply_error(self, status: int, code: str, **fields: Any) -> None:
+        self.status = status
+        self.headers = {"content-type": "application/json", "x-amzn-errortype": f"{code}:"}
+        self.body = json.dumps({"Message": f"{code} from the fake endpoint", **fields}).encode()
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        self.requests.append(request)
+        if self.on_request is not None:
+            self.on_request(request)
+        if self.error is not None:
+            raise self.error
+        return AWSResponse(request.url, self.status, self.headers, _RawBody(self.body))
+
+
+@pytest.fixture
+def fake_endpoint(monkeypatch) -> Iterator[FakeEndpoint]:
+    """ENDPOINT_NAME set and the handler's (cached) runtime client answered by a FakeEndpoint."""
+    classify = importlib.import_module("lambda_src.classify_image.handler")
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.delenv("ENDPOINT_READ_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.delenv("ENDPOINT_CONNECT_TIMEOUT_SECONDS", raising=False)
+    classify.reset_clients()
+    settings = classify.load_settings()
+    client = classify.runtime_client(settings["read_timeout"], settings["connect_timeout"])
+    endpoint = FakeEndpoint()
+    client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", endpoint)
+    yield endpoint
+    classify.reset_clients()
+
+
+@pytest.fixture
+def emitted_metrics(capsys) -> Callable[[], dict[str, float]]:
+    """Return the metrics printed (CloudWatch EMF) so far, by name, checking their namespace."""
+
+    def read() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for line in capsys.readouterr().out.splitlines():
+            if not line.startswith("{") or '"_aws"' not in line:
+                continue
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                assert directive["Namespace"] == "SconesUnlimited"
+                for metric in directive["Metrics"]:
+                    value = blob[metric["Name"]]
+                    found[metric["Name"]] = value[0] if isinstance(value, list) else value
+        return found
+
+    return read
+
+
+def _encode(image: Image.Image, image_format: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+@pytest.fixture
+def encode_image() -> Callable[..., bytes]:
+    """encode_image(image, "PNG", **save_options) -> the encoded bytes."""
+    return _encode
+
+
+@pytest.fixture
+def noise_image() -> Callable[..., Image.Image]:
+    """noise_image(width, height, seed=0) -> random RGB pixels, the worst case to compress."""
+    return _noise
