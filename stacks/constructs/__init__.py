@@ -1,0 +1,1 @@
+"""Reusable typed constructs of the Scones Unlimited app."""

@@ -1,0 +1,226 @@
+"""The SageMaker model, endpoint config (with data capture), endpoint and its autoscaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk.region_info import FactName
+from constructs import Construct
+
+from stacks.model_record import ModelRecord
+
+VARIANT_NAME = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class EndpointScaling:
+    min_capacity: int
+    max_capacity: int
+    invocations_per_instance: int
+
+
+class ClassifierEndpoint(Construct):
+    """Serves one model record on a real-time endpoint whose name never changes.
+
+    A new artifact yields a new model and endpoint config (both replaced), and the endpoint
+    is updated in place to the new config, so `cdk deploy` rolls it while clients keep the
+    name. The execution role reads only this record's artifact and writes only the capture
+    prefix.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        record: ModelRecord,
+        bucket: s3.IBucket,
+        capture_prefix: str,
+        encryption_key: kms.IKey,
+        instance_type: str,
+        instance_count: int,
+        capture_sampling_percentage: int,
+        scaling: EndpointScaling,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.endpoint_name = f"{Aws.STACK_NAME}-classifier"
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Runs the bicycle/motorcycle classifier endpoint",
+        )
+        model_data_url = self._grant_artifact(record, bucket, encryption_key)
+        # The registry account of AWS Deep Learning Containers per region is a CDK region
+        # fact: the template stays environment-agnostic and synth makes no AWS call.
+        image_account = stack.regional_fact(FactName.DLC_REPOSITORY_ACCOUNT)
+        image_uri = (
+            f"{image_account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/"
+            f"{record.image_repository}:{record.image_tag}"
+        )
+        self._grant_container_basics(stack, image_account, record.image_repository)
+
+        bucket.grant_put(self.role, f"{capture_prefix}*")
+        encryption_key.grant_encrypt(self.role)
+
+        # SageMaker writes the endpoint's container logs here; owning the group gives it a
+        # retention and removes it on `cdk destroy`.
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            enable_network_isolation=True,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri,
+                model_data_url=model_data_url,
+                environment={
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                    "SAGEMAKER_REGION": Aws.REGION,
+                },
+            ),
+        )
+        self.model.node.add_dependency(self.role)
+
+        self.capture_destination = f"s3://{bucket.bucket_name}/{capture_prefix.rstrip('/')}"
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            kms_key_id=encryption_key.key_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    model_name=self.model.attr_model_name,
+                    instance_type=instance_type,
+                    initial_instance_count=instance_count,
+                    initial_variant_weight=1,
+                )
+            ],
+            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=capture_sampling_percentage,
+                destination_s3_uri=self.capture_destination,
+                kms_key_id=encryption_key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+                capture_content_type_header=(
+                    sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                        json_content_types=["application/json"]
+                    )
+                ),
+            ),
+        )
+
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # Keep the instance count that autoscaling chose when a new config rolls out.
+            retain_all_variant_properties=True,
+            exclude_retained_variant_properties=[
+                sagemaker.CfnEndpoint.VariantPropertyProperty(
+                    variant_property_type="DataCaptureConfig"
+                )
+            ],
+        )
+        self.endpoint.node.add_dependency(self.role, self.log_group)
+        self.endpoint_arn = self.endpoint.ref
+
+        self.scalable_target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint.attr_endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=scaling.min_capacity,
+            max_capacity=scaling.max_capacity,
+        )
+        self.scalable_target.scale_to_track_metric(
+            "InvocationsPerInstance",
+            target_value=scaling.invocations_per_instance,
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            scale_in_cooldown=Duration.minutes(5),
+            scale_out_cooldown=Duration.minutes(1),
+        )
+
+    def _grant_artifact(
+        self, record: ModelRecord, bucket: s3.IBucket, encryption_key: kms.IKey
+    ) -> str:
+        """Grant reading exactly the model artifact; returns its S3 URL."""
+        if record.is_local_artifact:
+            asset = s3_assets.Asset(self, "ModelArtifact", path=record.model_data_url)
+            asset.grant_read(self.role)
+            return asset.s3_object_url
+        bucket_name, _, key = record.model_data_url.removeprefix("s3://").partition("/")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_name}/{key}"],
+            )
+        )
+        # Artifacts written by training into the project bucket are encrypted with its key.
+        encryption_key.grant_decrypt(self.role)
+        return record.model_data_url
+
+    def _grant_container_basics(
+        self, stack: Stack, image_account: str, image_repository: str
+    ) -> None:
+        """Pull the image, write container logs and publish endpoint metrics."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    stack.format_arn(
+                        service="ecr",
+                        account=image_account,
+                        resource="repository",
+                        resource_name=image_repository,
+                    )
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
