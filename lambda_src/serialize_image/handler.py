@@ -39,6 +39,9 @@ Environment:
     MAX_IMAGE_PIXELS    largest declared width * height (default 40_000_000)
     OUTPUT_MAX_SIDE     longest side of the PNG passed on, 1..192 (default 128); the cap keeps
                         the payload far below the 256 KiB Step Functions limit
+
+Metrics: ``ImagesSerialized`` (count), ``SourceImageBytes`` (bytes of the object read) and
+``ImagesRejected`` (count of InvalidInput, ImageNotFound, InvalidImage and ImageTooLarge).
 """
 
 from __future__ import annotations
