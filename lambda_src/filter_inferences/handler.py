@@ -1,0 +1,137 @@
+"""Pass confident inferences on, fail the rest with a typed error.
+
+Input (classify_image's output)::
+
+    {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg", "inferences": [0.02, 0.98]}
+
+Output (the input plus the winning class and its probability)::
+
+    {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg", "inferences": [0.02, 0.98],
+     "label": "motorcycle", "confidence": 0.98}
+
+Classes are in the fixed order ("bicycle", "motorcycle"); a tie goes to the first. An
+inference passes when its confidence, max(inferences), is >= THRESHOLD.
+
+Errors (the class name is the errorType Step Functions sees):
+    LowConfidence       max(inferences) < THRESHOLD; the message names both and the key
+    InvalidInput        bucket, key or inferences missing, or inferences not two finite
+                        numbers in [0, 1]
+    ConfigurationError  THRESHOLD unset or not a number in (0, 1]
+
+Environment:
+    THRESHOLD           the lowest confidence that passes, a float in (0, 1] (required)
+
+Metrics: every call emits both ``ConfidentInferences`` and ``LowConfidenceInferences`` with
+the value 1 or 0, so the average of ``LowConfidenceInferences`` is the low-confidence rate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, TypedDict
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+CLASS_NAMES = ("bicycle", "motorcycle")
+DEFAULT_METRICS_NAMESPACE = "SconesUnlimited"
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class FilterRequest(TypedDict):
+    s3_bucket: str
+    s3_key: str
+    inferences: list[float]
+
+
+class FilterResult(FilterRequest):
+    label: str
+    confidence: float
+
+
+class InvalidInput(Exception):
+    """The event lacks the bucket, the key or a well-formed list of inferences."""
+
+
+class LowConfidence(Exception):
+    """The most likely class is below the threshold."""
+
+
+class ConfigurationError(Exception):
+    """An environment variable is missing or has a value this function cannot use."""
+
+
+def load_threshold() -> float:
+    """Read THRESHOLD from the environment at call time."""
+    raw = os.environ.get("THRESHOLD")
+    if raw is None or raw.strip() == "":
+        raise ConfigurationError("THRESHOLD is not set; it must be a float in (0, 1]")
+    try:
+        threshold = float(raw)
+    except ValueError:
+        threshold = math.nan
+    if not (0.0 < threshold <= 1.0):
+        raise ConfigurationError(f"THRESHOLD={raw!r} is not a float in (0, 1]")
+    return threshold
+
+
+def _refresh_metrics_settings() -> None:
+    """Powertools reads namespace and service when the module is imported; use the current env."""
+    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+    metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or metrics.service
+
+
+def parse_event(event: Any) -> FilterRequest:
+    if not isinstance(event, dict):
+        raise InvalidInput(f"expected a JSON object, got {type(event).__name__}")
+    for name in ("s3_bucket", "s3_key"):
+        if not isinstance(event.get(name), str) or not event[name]:
+            raise InvalidInput(f"event needs a non-empty string {name!r}")
+    inferences = event.get("inferences")
+    well_formed = (
+        isinstance(inferences, list)
+        and len(inferences) == len(CLASS_NAMES)
+        and all(
+            isinstance(p, int | float)
+            and not isinstance(p, bool)
+            and math.isfinite(p)
+            and 0.0 <= p <= 1.0
+            for p in inferences
+        )
+    )
+    if not well_formed:
+        raise InvalidInput(
+            f"inferences of s3://{event['s3_bucket']}/{event['s3_key']} must be "
+            f"{len(CLASS_NAMES)} finite numbers in [0, 1] ordered {CLASS_NAMES}, "
+            f"got {inferences!r}"
+        )
+    return event  # type: ignore[return-value]
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(event: FilterRequest, context: LambdaContext) -> FilterResult:
+    _refresh_metrics_settings()
+    threshold = load_threshold()
+    request = parse_event(event)
+    inferences = [float(p) for p in request["inferences"]]
+    confidence = max(inferences)
+    label = CLASS_NAMES[inferences.index(confidence)]
+    confident = confidence >= threshold
+    metrics.add_metric(name="ConfidentInferences", unit=MetricUnit.Count, value=int(confident))
+    metrics.add_metric(
+        name="LowConfidenceInferences", unit=MetricUnit.Count, value=int(not confident)
+    )
+    if not confident:
+        raise LowConfidence(
+            f"confidence {confidence} ({label}) is below THRESHOLD {threshold} "
+            f"for s3://{request['s3_bucket']}/{request['s3_key']}"
+        )
+    logger.info("Inference passed", extra={"label": label, "confidence": confidence})
+    return FilterResult(**request, label=label, confidence=confidence)
