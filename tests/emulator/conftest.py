@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-from emulator_fixtures import build_stub_archive
+
+from tests.emulator.emulator_fixtures import build_stub_archive
 
 
 @pytest.fixture(scope="session")

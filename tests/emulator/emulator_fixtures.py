@@ -1,9 +1,14 @@
-"""Test data the local-mode tests build themselves: a stub model archive."""
+"""Test data the local-mode tests build themselves: a stub model archive, moto functions."""
 
 import io
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
+
+import boto3
+
+MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
 
 STUB_INFERENCE = textwrap.dedent(
     '''
@@ -62,3 +67,19 @@ def build_stub_archive(path: Path, bias: float = 1.0) -> Path:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return path
+
+
+def create_function(name: str, variables: dict[str, str]) -> str:
+    """A moto Lambda function (its code is a placeholder: the local runtime dispatches)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("handler.py", "")
+    role = boto3.client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")
+    return boto3.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": archive.getvalue()},
+        Environment={"Variables": variables},
+    )["FunctionArn"]

@@ -10,13 +10,13 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config
-from emulator_fixtures import build_stub_archive
 from moto import mock_aws
 
 from emulator.capture import CaptureConfig, read_capture_file
 from emulator.endpoint import Fault, LocalEndpoint
 from emulator.errors import ModelLoadError
 from emulator.inference_model import InferenceModel
+from tests.emulator.emulator_fixtures import build_stub_archive
 
 ENDPOINT = "scones-test"
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "capture-samples"
