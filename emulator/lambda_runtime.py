@@ -154,7 +154,13 @@ def error_envelope(error: BaseException, request_id: str) -> dict[str, Any]:
         "errorMessage": str(error),
         "errorType": type(error).__name__,
         "requestId": request_id,
-        "stackTrace": traceback.format_list(traceback.extract_tb(error.__traceback__)),
+        "stackTrace": traceback.format_list(
+            [
+                frame
+                for frame in traceback.extract_tb(error.__traceback__)
+                if frame.filename != __file__
+            ]
+        ),
     }
 
 

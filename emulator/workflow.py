@@ -1,0 +1,347 @@
+"""The whole workflow in one process: moto S3 + Step Functions, real handlers, local endpoint.
+
+``LocalWorkflow(cdk_out)`` reads the synthesized assembly, starts moto (its Step Functions
+interpreter on, Docker-free Lambda), creates the bucket (EventBridge notifications as the
+template enables them), the functions and the state machine from the template, serves the
+model behind the endpoint name the template gives, and hooks S3 so that an upload matching
+the EventBridge rule's pattern starts an execution with the event AWS would send.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.asl import cached_program_parsing, is_cacheable, shorten_retry_waits
+from emulator.capture import CaptureConfig
+from emulator.endpoint import LocalEndpoint
+from emulator.errors import ModelLoadError, TemplateError, WorkflowError
+from emulator.events import matches, object_created_event, s3_object_created_hook
+from emulator.lambda_runtime import LambdaRuntime
+from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
+
+MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+INCOMING_PREFIX = "incoming/"
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def synthesize(
+    repo: Path, outdir: Path, context: Mapping[str, Any] | None = None, quiet: bool = True
+) -> Path:
+    """Run ``app.py`` as the CDK CLI would (``CDK_OUTDIR``, ``CDK_CONTEXT_JSON``)."""
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps(dict(context or {})),
+    }
+    completed = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=repo,
+        env=env,
+        capture_output=quiet,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise TemplateError(
+            f"synthesis failed (exit {completed.returncode}): {completed.stderr or ''}".strip()
+        )
+    return outdir
+
+
+@dataclass
+class Outcome:
+    """One execution's result, in the shape ``classify`` prints."""
+
+    file: str | None
+    s3_key: str
+    status: str
+    label: str | None = None
+    confidence: float | None = None
+    inferences: list[float] | None = None
+    error: str | None = None
+    cause: str | None = None
+    duration_ms: float = 0.0
+    execution_arn: str = field(default="", repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record.pop("execution_arn")
+        record["duration_ms"] = round(self.duration_ms, 1)
+        return record
+
+
+@contextmanager
+def _default_environment(defaults: Mapping[str, str]):
+    added = [name for name in defaults if name not in os.environ]
+    for name in added:
+        os.environ[name] = defaults[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+class LocalWorkflow:
+    """Start with ``with LocalWorkflow(cdk_out) as workflow:``; everything stops on exit.
+
+    ``model``: the archive or record to serve (default: the model asset in the assembly).
+    ``capture_dir``: also keep the data capture on disk (it always goes to the moto bucket).
+    ``environment``: variables set for every function on top of its own (``THRESHOLD``...).
+    ``retry_wait_seconds``: the longest wait of any Retrier locally (the template is untouched).
+    """
+
+    def __init__(
+        self,
+        assembly: Path,
+        model: Path | None = None,
+        *,
+        capture_dir: Path | None = None,
+        environment: Mapping[str, str] | None = None,
+        retry_wait_seconds: int = 1,
+        region: str | None = None,
+        execution_timeout: float = 120.0,
+    ) -> None:
+        self.region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        self.spec: WorkflowSpec = load_workflow(Path(assembly), self.region, LOCAL_ACCOUNT)
+        model = model or self.spec.model_archive
+        if model is None:
+            raise ModelLoadError("no model given and none found in the cloud assembly")
+        self.model = Path(model)
+        self.capture_dir = capture_dir
+        self.environment = dict(environment or {})
+        self.definition = shorten_retry_waits(self.spec.definition, retry_wait_seconds)
+        self.execution_timeout = execution_timeout
+        self.endpoint: LocalEndpoint | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.executions: dict[str, list[str]] = {}
+        self._stack = ExitStack()
+        self._sfn: Any = None
+        self._s3: Any = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> LocalWorkflow:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalWorkflow:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        import boto3
+        from moto import mock_aws
+
+        stack = self._stack
+        stack.enter_context(
+            _default_environment({**_FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region})
+        )
+        stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        self._s3 = boto3.client("s3", region_name=self.region)
+        self._sfn = boto3.client("stepfunctions", region_name=self.region)
+        buckets = {self.spec.bucket} | ({self.spec.capture.bucket} if self.spec.capture else set())
+        for bucket in sorted(buckets):
+            self._s3.create_bucket(Bucket=bucket)
+            if bucket in self.spec.eventbridge_buckets:
+                self._s3.put_bucket_notification_configuration(
+                    Bucket=bucket,
+                    NotificationConfiguration={"EventBridgeConfiguration": {}},
+                )
+
+        capture = None
+        if self.spec.capture is not None:
+            spec = self.spec.capture
+            capture = CaptureConfig(
+                sampling_percentage=spec.sampling_percentage,
+                key_prefix=spec.key_prefix,
+                local_dir=self.capture_dir,
+                s3_bucket=spec.bucket,
+                capture_input=spec.capture_input,
+                capture_output=spec.capture_output,
+                json_content_types=spec.json_content_types,
+                csv_content_types=spec.csv_content_types,
+            )
+        self.endpoint = LocalEndpoint(
+            self.model,
+            endpoint_name=self.spec.endpoint_name,
+            variant_name=self.spec.variant_name,
+            capture=capture,
+            region=self.region,
+        )
+        stack.callback(self.endpoint.stop)
+        self.endpoint.start()
+
+        self.runtime = LambdaRuntime(
+            {
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint.url,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                **self.environment,
+            }
+        )
+        stack.enter_context(self.runtime)
+        iam = boto3.client("iam", region_name=self.region)
+        role = iam.create_role(RoleName="local-mode", AssumeRolePolicyDocument="{}")["Role"]
+        lambda_client = boto3.client("lambda", region_name=self.region)
+        for function in self.spec.functions:
+            created = lambda_client.create_function(
+                FunctionName=function.name,
+                Runtime="python3.12",
+                Role=role["Arn"],
+                Handler=function.code.handler,
+                Code={"ZipFile": _placeholder_zip()},
+                Timeout=function.code.timeout_seconds,
+                MemorySize=function.code.memory_mb,
+                Environment={"Variables": function.environment},
+            )
+            if created["FunctionArn"] != function.arn:
+                raise TemplateError(
+                    f"moto named {function.name} {created['FunctionArn']}, "
+                    f"the definition expects {function.arn}"
+                )
+            self.runtime.register(function.name, function.code)
+
+        text = json.dumps(self.definition)
+        created = self._sfn.create_state_machine(
+            name=self.spec.state_machine_name, definition=text, roleArn=role["Arn"]
+        )
+        if created["stateMachineArn"] != self.spec.state_machine_arn:
+            raise TemplateError(
+                f"moto's state machine ARN {created['stateMachineArn']} is not "
+                f"{self.spec.state_machine_arn}"
+            )
+        if is_cacheable(self.definition):
+            stack.enter_context(cached_program_parsing({text}))
+        stack.enter_context(s3_object_created_hook(self._on_object_created))
+
+    # -- events ---------------------------------------------------------------------------
+    def _on_object_created(
+        self, bucket: str, key: str, size: int, etag: str, version_id: str | None, reason: str
+    ) -> None:
+        event = object_created_event(
+            bucket, key, size, etag, version_id, reason, self.region, LOCAL_ACCOUNT
+        )
+        if not matches(self.spec.event_pattern, event):
+            return
+        arn = self._sfn.start_execution(
+            stateMachineArn=self.spec.state_machine_arn,
+            name=uuid.uuid4().hex,
+            input=json.dumps(event),
+        )["executionArn"]
+        self.executions.setdefault(f"{bucket}/{key}", []).append(arn)
+
+    # -- running --------------------------------------------------------------------------
+    @property
+    def bucket(self) -> str:
+        return self.spec.bucket
+
+    def upload(self, body: bytes, key: str) -> list[str]:
+        """Put an object into the bucket; return the executions the upload started."""
+        before = len(self.executions.get(f"{self.bucket}/{key}", []))
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return self.executions.get(f"{self.bucket}/{key}", [])[before:]
+
+    def classify(self, path: Path, key: str | None = None) -> Outcome:
+        """Upload ``path`` under ``incoming/`` and wait for the execution it starts."""
+        key = key or f"{INCOMING_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}"
+        return self.classify_bytes(path.read_bytes(), key, file=str(path))
+
+    def classify_bytes(self, body: bytes, key: str, file: str | None = None) -> Outcome:
+        started = time.perf_counter()
+        started_executions = self.upload(body, key)
+        if len(started_executions) != 1:
+            raise WorkflowError(
+                f"uploading {key} started {len(started_executions)} executions, expected 1 "
+                f"(the rule's pattern is {json.dumps(self.spec.event_pattern)})"
+            )
+        return self.wait(started_executions[0], key, file, started)
+
+    def run(self, execution_input: Mapping[str, Any]) -> Outcome:
+        """Start an execution with ``execution_input`` directly (no upload) and wait."""
+        started = time.perf_counter()
+        arn = self._sfn.start_execution(
+            stateMachineArn=self.spec.state_machine_arn,
+            name=uuid.uuid4().hex,
+            input=json.dumps(dict(execution_input)),
+        )["executionArn"]
+        return self.wait(arn, str(execution_input.get("s3_key", "")), None, started)
+
+    def wait(
+        self, execution_arn: str, key: str, file: str | None, started: float | None = None
+    ) -> Outcome:
+        started = started if started is not None else time.perf_counter()
+        deadline = time.monotonic() + self.execution_timeout
+        while True:
+            described = self._sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] in TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                raise WorkflowError(
+                    f"{execution_arn} still {described['status']} after "
+                    f"{self.execution_timeout:.0f} s"
+                )
+            time.sleep(0.002)
+        outcome = Outcome(
+            file=file,
+            s3_key=key,
+            status=described["status"],
+            duration_ms=(time.perf_counter() - started) * 1000,
+            execution_arn=execution_arn,
+        )
+        if described["status"] == "SUCCEEDED":
+            output = json.loads(described.get("output") or "{}")
+            outcome.label = output.get("label")
+            outcome.confidence = output.get("confidence")
+            outcome.inferences = output.get("inferences")
+        else:
+            outcome.error = described.get("error")
+            outcome.cause = described.get("cause")
+        return outcome
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's events (states entered, tasks failed and retried...)."""
+        return self._sfn.get_execution_history(executionArn=execution_arn)["events"]
+
+    def capture_keys(self) -> list[str]:
+        """Write the buffered capture and list its objects in the moto bucket."""
+        if self.endpoint is None or self.spec.capture is None:
+            return []
+        self.endpoint.flush_capture()
+        listed = self._s3.list_objects_v2(
+            Bucket=self.spec.capture.bucket, Prefix=self.spec.capture.key_prefix
+        )
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    def read_object(self, bucket: str, key: str) -> bytes:
+        return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _placeholder_zip() -> bytes:
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("README", "the local mode runs the asset folder from cdk.out")
+    return archive.getvalue()
