@@ -27,6 +27,7 @@ if REPO_ROOT not in sys.path:
 
 BUCKET = "scones-images"
 ENDPOINT_NAME = "scones-classifier"
+FAKE_RUNTIME_URL = "http://sagemaker-runtime.fake:8080"
 
 
 @dataclass
@@ -99,6 +100,9 @@ def fake_endpoint(monkeypatch) -> Iterator[FakeEndpoint]:
     """ENDPOINT_NAME set and the handler's (cached) runtime client answered by a FakeEndpoint."""
     classify = importlib.import_module("lambda_src.classify_image.handler")
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    # An address moto does not claim: under mock_aws, moto's own sagemaker-runtime mock would
+    # also see the request, and it fails on a binary body.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", FAKE_RUNTIME_URL)
     monkeypatch.delenv("ENDPOINT_READ_TIMEOUT_SECONDS", raising=False)
     monkeypatch.delenv("ENDPOINT_CONNECT_TIMEOUT_SECONDS", raising=False)
     classify.reset_clients()

@@ -49,7 +49,7 @@ def test_sends_the_png_once_and_returns_the_probabilities(
         "inferences": [0.125, 0.875],
     }
     [sent] = fake_endpoint.requests
-    assert sent.url.endswith(f"/endpoints/{ENDPOINT_NAME}/invocations")
+    assert sent.url == f"http://sagemaker-runtime.fake:8080/endpoints/{ENDPOINT_NAME}/invocations"
     assert sent.headers["Content-Type"] in (b"image/png", "image/png")
     assert sent.headers["Accept"] in (b"application/json", "application/json")
     assert sent.body == png_bytes()
