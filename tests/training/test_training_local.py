@@ -1,0 +1,172 @@
+"""The entry point for one short epoch, and the local mode end to end on a generated archive."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from training import train
+from training.cloud import METRIC_DEFINITIONS
+from training.evaluate import evaluate_artifact
+from training.record import REQUIRED_FIELDS, InvalidRecord, read_record, write_record
+
+TINY_RECIPE = {"architecture": "cnn3", "width": 8, "batch-size": 8}
+
+
+@pytest.fixture
+def staged(make_archive, tmp_path):
+    from training.stage_data import stage_local
+
+    return stage_local(tmp_path / "data", make_archive()).root
+
+
+def run_entry_point(staged, tmp_path, *extra: str):
+    import train_model
+
+    hp, paths, threads = train_model.parse_args(
+        ["--epochs", "1", "--architecture", "cnn3", "--width", "8", "--batch-size", "8",
+         "--num-threads", "1", "--train-dir", str(staged / "train"),
+         "--test-dir", str(staged / "test"), "--model-dir", str(tmp_path / "model"),
+         "--output-data-dir", str(tmp_path / "output"), *extra]
+    )
+    return train_model.train(hp, paths, threads)
+
+
+def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_path, capsys):
+    metrics = run_entry_point(staged, tmp_path)
+
+    model_dir = tmp_path / "model"
+    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*.*")) == [
+        "code/inference.py", "code/network.py", "model-config.json", "model.pth",
+    ]
+    config = json.loads((model_dir / "model-config.json").read_text())
+    assert config["class_names"] == ["bicycle", "motorcycle"] and config["input_size"] == 32
+    assert json.loads((tmp_path / "output" / "metrics.json").read_text()) == metrics
+    assert metrics["train_size"] + metrics["validation_size"] == 24
+    assert metrics["test_size"] == 12 and 0.0 <= metrics["test_accuracy"] <= 1.0
+
+    logged = capsys.readouterr().out
+    for definition in METRIC_DEFINITIONS:
+        values = re.findall(definition["Regex"], logged)
+        assert values, f"{definition['Name']} not in the log"
+        float(values[-1])
+
+
+def test_entry_point_reads_sagemaker_environment(staged, tmp_path, monkeypatch):
+    import train_model
+
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(staged / "train"))
+    monkeypatch.setenv("SM_CHANNEL_TEST", str(staged / "test"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "output"))
+    hp, paths, _ = train_model.parse_args(["--epochs", "3", "--seed", "7"])
+    assert (hp.epochs, hp.seed) == (3, 7)
+    assert paths.train_dir == staged / "train" and paths.test_dir == staged / "test"
+    assert paths.model_dir == tmp_path / "model"
+    assert paths.output_data_dir == tmp_path / "output"
+
+
+def test_entry_point_resumes_from_its_spot_checkpoint(staged, tmp_path, capsys):
+    checkpoint_dir = tmp_path / "checkpoints"
+    first = run_entry_point(staged, tmp_path, "--checkpoint-dir", str(checkpoint_dir))
+    assert (checkpoint_dir / "checkpoint.pt").is_file()
+    capsys.readouterr()
+
+    again = run_entry_point(staged, tmp_path, "--checkpoint-dir", str(checkpoint_dir))
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "after epoch 1" in out
+    assert not re.search(r"^epoch=1 ", out, re.MULTILINE)  # finished epoch not trained again
+    assert again["history"] == first["history"]
+
+
+def test_entry_point_names_a_missing_class_folder(tmp_path):
+    import train_model
+
+    (tmp_path / "train" / "bicycle").mkdir(parents=True)
+    with pytest.raises(train_model.TrainingDataError, match="bicycle holds no PNG"):
+        train_model.load_image_folder(tmp_path / "train")
+
+
+def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_path):
+    output = tmp_path / "out"
+    record_path = train.train_local(
+        make_archive(), output, epochs=1, seed=0, hyperparameters=TINY_RECIPE, num_threads=1
+    )
+
+    assert record_path == output / "model-record.json"
+    record = read_record(record_path)
+    assert set(REQUIRED_FIELDS) <= set(record)
+    assert record["model_data_url"] == str(output / "model.tar.gz")
+    assert record["image_uri"] == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+    )
+    assert (record["framework_version"], record["py_version"]) == ("2.6.0", "py312")
+    assert record["training_job_name"].startswith("local-")
+    assert record["metrics"]["hyperparameters"]["epochs"] == 1
+    with tarfile.open(output / "model.tar.gz") as archive:
+        assert sorted(archive.getnames()) == [
+            "code/inference.py", "code/network.py", "model-config.json", "model.pth",
+        ]
+    evaluation = record["evaluation"]
+    for plot in evaluation["plots"].values():
+        assert (output / plot).stat().st_size > 1000
+    assert (output / "metrics.json").is_file()
+    baseline = evaluation["baseline"]
+    assert len(baseline["top_confidences"]) == len(baseline["brightness"]) == 12
+    assert set(baseline["width"]) == set(baseline["height"]) == {32}
+    assert sum(baseline["predicted_class_mix"].values()) == pytest.approx(1.0)
+    assert evaluation["recommended_threshold"] in [r["threshold"] for r in
+                                                  evaluation["threshold_sweep"]]
+    matrix = evaluation["confusion_matrix"]["matrix"]
+    assert sum(map(sum, matrix)) == 12
+    assert evaluation["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
+
+
+def test_evaluation_reproduces_from_the_artifact_alone(make_archive, tmp_path):
+    output = tmp_path / "out"
+    record = read_record(train.train_local(
+        make_archive(), output, epochs=1, hyperparameters=TINY_RECIPE, num_threads=1
+    ))
+    again = evaluate_artifact(output / "model.tar.gz", output / "data" / "test", tmp_path / "p")
+    assert again["baseline"]["top_confidences"] == record["evaluation"]["baseline"][
+        "top_confidences"]
+
+
+def test_record_without_required_field_is_refused(tmp_path):
+    with pytest.raises(InvalidRecord, match="lacks evaluation"):
+        write_record(tmp_path / "r.json", {name: {} for name in REQUIRED_FIELDS[:-1]})
+    with pytest.raises(InvalidRecord, match="neither s3"):
+        write_record(tmp_path / "r.json", {**{n: {} for n in REQUIRED_FIELDS},
+                                           "model_data_url": "relative/model.tar.gz"})
+
+
+def test_exact_local_command_runs_as_a_script(make_archive, tmp_path):
+    output = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, str(train.REPO_ROOT / "training" / "train.py"), "--local",
+         "--archive", str(make_archive()), "--output", str(output), "--epochs", "1",
+         "--num-threads", "1", "--hyperparameter", "architecture=cnn3",
+         "--hyperparameter", "width=8"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    record_path = output / "model-record.json"
+    assert completed.stdout.strip().splitlines()[-1] == (
+        f"next: npx cdk deploy --all -c model_record={record_path}"
+    )
+    assert read_record(record_path)["metrics"]["hyperparameters"]["architecture"] == "cnn3"
+
+
+def test_help_documents_both_modes():
+    completed = subprocess.run(
+        [sys.executable, str(train.REPO_ROOT / "training" / "train.py"), "--help"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode == 0
+    for option in ("--local", "--archive", "--output", "--epochs", "--spot", "--ssm-prefix"):
+        assert option in completed.stdout

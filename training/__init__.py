@@ -1,0 +1,1 @@
+"""Training module: data staging, local and SageMaker training, evaluation, model record."""

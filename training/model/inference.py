@@ -1,0 +1,157 @@
+"""Inference handlers for the AWS PyTorch inference container (and the local emulator).
+
+The toolkit calls ``model_fn(model_dir)`` once, then per request ``input_fn(body,
+content_type)``, ``predict_fn(data, model)`` and ``output_fn(prediction, accept)``. The
+response is the JSON list ``[p_bicycle, p_motorcycle]``. Bad requests raise an error with
+an HTTP 4xx ``status_code`` (the toolkit's own ``GenericInferenceToolkitError`` inside the
+container), so the worker answers the client and keeps serving.
+
+Shipped flat in the artifact's ``code/`` folder next to ``network.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from network import CLASS_NAMES, INPUT_SIZE, build_network
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
+
+try:
+    from sagemaker_inference.errors import GenericInferenceToolkitError as RequestError
+except ImportError:  # outside the SageMaker container: same attributes, same signature
+
+    class RequestError(Exception):  # type: ignore[no-redef]
+        """A request the endpoint refuses, with the HTTP status to answer."""
+
+        def __init__(self, status_code: int, message: str | None = None, phrase: str | None = None):
+            self.status_code = status_code
+            self.message = message or "Invalid Request"
+            self.phrase = phrase or self.message
+            super().__init__(status_code, self.message, self.phrase)
+
+
+MODEL_FILE = "model.pth"
+CONFIG_FILE = "model-config.json"
+JSON_CONTENT_TYPE = "application/json"
+IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "application/x-image"})
+ACCEPTED_RESPONSE_TYPES = frozenset({JSON_CONTENT_TYPE, "application/*", "*/*"})
+# Pillow's own decompression-bomb limit, raised to an error instead of a warning.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+class ProbabilityModel(nn.Module):
+    """Wraps a network: takes RGB in [0, 1], normalizes, returns class probabilities.
+
+    With ``flip_average`` the probabilities are the mean over the image and its mirror.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        mean: list[float],
+        std: list[float],
+        flip_average: bool = True,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.flip_average = flip_average
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        normalized = (images - self.mean) / self.std
+        probabilities = torch.softmax(self.network(normalized), dim=1)
+        if self.flip_average:
+            mirrored = torch.softmax(self.network(torch.flip(normalized, dims=[3])), dim=1)
+            probabilities = (probabilities + mirrored) / 2
+        return probabilities
+
+
+def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
+    """Any mode and size to a ``size`` x ``size`` RGB image: upright, centre square, resized."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    image = image.convert("RGB")
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.resize(
+        (size, size),
+        Image.Resampling.BILINEAR,
+        box=(left, top, left + side, top + side),
+        reducing_gap=2.0,
+    )
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """A fitted RGB image to a 1x3xHxW float tensor in [0, 1]."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
+
+
+def decode_image(body: bytes) -> Image.Image:
+    """Bytes of any image format Pillow reads; a 400/413 ``RequestError`` otherwise."""
+    try:
+        image = Image.open(io.BytesIO(body))
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise RequestError(413, f"image of {width}x{height} pixels is too large")
+        image.draft("RGB", (4 * INPUT_SIZE, 4 * INPUT_SIZE))
+        image.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
+        raise RequestError(400, f"body is not a readable image: {error}") from error
+    return image
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def model_fn(model_dir: str) -> ProbabilityModel:
+    """Load the network and its configuration written by the training entry point."""
+    directory = Path(model_dir)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    network = build_network(config["architecture"], config["width"], len(config["class_names"]))
+    state = torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True)
+    network.load_state_dict(state)
+    model = ProbabilityModel(network, config["mean"], config["std"], config["flip_average"])
+    return model.eval()
+
+
+def input_fn(request_body: bytes, request_content_type: str) -> torch.Tensor:
+    """PNG or JPEG bytes (any size and colour mode) to a 1x3x32x32 tensor."""
+    media_type = _media_type(request_content_type)
+    if media_type not in IMAGE_CONTENT_TYPES:
+        raise RequestError(
+            415,
+            f"content type {request_content_type!r} is not supported; "
+            f"send one of {', '.join(sorted(IMAGE_CONTENT_TYPES))}",
+        )
+    if isinstance(request_body, str) or not request_body:
+        raise RequestError(400, "body is empty or text, expected image bytes")
+    return image_to_tensor(fit_to_input(decode_image(bytes(request_body))))
+
+
+def predict_fn(input_data: torch.Tensor, model: ProbabilityModel) -> list[float]:
+    """Class probabilities of one image, in the order of ``CLASS_NAMES``."""
+    with torch.inference_mode():
+        return model(input_data)[0].tolist()
+
+
+def output_fn(prediction: list[float], accept: str | None) -> str:
+    """The JSON list ``[p_bicycle, p_motorcycle]``; 406 for a response type other than JSON."""
+    accepted = {_media_type(part) for part in (accept or JSON_CONTENT_TYPE).split(",")}
+    if not accepted & ACCEPTED_RESPONSE_TYPES:
+        raise RequestError(406, f"accept {accept!r} is not supported; use {JSON_CONTENT_TYPE}")
+    if len(prediction) != len(CLASS_NAMES):
+        raise RequestError(500, f"prediction has {len(prediction)} values, not {len(CLASS_NAMES)}")
+    return json.dumps([float(value) for value in prediction])

@@ -1,0 +1,356 @@
+"""Training entry point: runs inside the AWS PyTorch training container and as a local process.
+
+In the container the hyperparameters arrive as ``--name value`` arguments and the folders
+as ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_TEST``, ``SM_MODEL_DIR`` and ``SM_OUTPUT_DATA_DIR``.
+The train channel holds ``{bicycle,motorcycle}/*.png``; a stratified validation split is
+held out of it for early stopping and model selection; the test channel (optional) gives
+the final score only. Metrics are printed as ``name=value`` pairs that the job's metric
+definitions parse. The model folder receives ``model.pth`` (a plain ``state_dict``),
+``model-config.json`` and ``code/{inference,network}.py``: the layout of ``model.tar.gz``.
+"""
+
+# ruff: noqa: E402  (the environment is set before torch is imported)
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: 2-4x faster on 2 cores
+
+import argparse
+import copy
+import json
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from inference import CONFIG_FILE, MODEL_FILE, ProbabilityModel, fit_to_input
+from network import ARCHITECTURES, CLASS_NAMES, INPUT_SIZE, build_network
+from PIL import Image
+from tqdm import tqdm
+
+CODE_DIR = Path(__file__).resolve().parent
+SHIPPED_MODULES = ("inference.py", "network.py")
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+CROP_PADDING = 4
+
+
+class TrainingDataError(Exception):
+    """The training or test folder is missing, empty or lacks a class."""
+
+
+@dataclass
+class Hyperparameters:
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    architecture: str = "resnet9"
+    width: int = 16
+    validation_fraction: float = 0.1
+    patience: int = 15
+    seed: int = 0
+
+
+@dataclass
+class RunPaths:
+    train_dir: Path
+    model_dir: Path
+    output_data_dir: Path
+    test_dir: Path | None = None
+    checkpoint_dir: Path | None = None
+
+
+@dataclass
+class TrainingState:
+    epoch: int = 0
+    best_epoch: int = 0
+    best_val_accuracy: float = -1.0
+    best_val_loss: float = float("inf")
+    epochs_without_improvement: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def load_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images under ``root/<class>/*.png`` as uint8 NxHxWx3 and their class indices."""
+    if not root.is_dir():
+        raise TrainingDataError(f"data folder {root} does not exist")
+    images, labels = [], []
+    for index, name in enumerate(CLASS_NAMES):
+        files = sorted((root / name).glob("*.png")) if (root / name).is_dir() else []
+        if not files:
+            raise TrainingDataError(f"{root / name} holds no PNG images")
+        for path in files:
+            with Image.open(path) as image:
+                fitted = image if image.size == (INPUT_SIZE, INPUT_SIZE) else fit_to_input(image)
+                images.append(np.asarray(fitted.convert("RGB"), dtype=np.uint8))
+            labels.append(index)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def split_validation(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of indices into (train, validation)."""
+    rng = np.random.default_rng(seed)
+    train_indices, val_indices = [], []
+    for index in range(len(CLASS_NAMES)):
+        members = rng.permutation(np.flatnonzero(labels == index))
+        held_out = max(1, round(len(members) * fraction))
+        val_indices.append(members[:held_out])
+        train_indices.append(members[held_out:])
+    return np.sort(np.concatenate(train_indices)), np.sort(np.concatenate(val_indices))
+
+
+def to_unit_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after reflect padding, and random horizontal flip, per image."""
+    size = batch.shape[-1]
+    padded = F.pad(batch, (CROP_PADDING,) * 4, mode="reflect")
+    offsets = torch.randint(0, 2 * CROP_PADDING + 1, (batch.shape[0], 2), generator=generator)
+    flips = torch.rand(batch.shape[0], generator=generator) < 0.5
+    crops = []
+    for image, (top, left), flip in zip(padded, offsets.tolist(), flips.tolist(), strict=True):
+        crop = image[:, top : top + size, left : left + size]
+        crops.append(torch.flip(crop, dims=[2]) if flip else crop)
+    return torch.stack(crops)
+
+
+def evaluate_logits(
+    model: ProbabilityModel, images: torch.Tensor, labels: torch.Tensor, smoothing: float
+) -> tuple[float, float]:
+    """(loss, accuracy) of the plain network (no flip averaging) on a labelled set."""
+    model.eval()
+    with torch.inference_mode():
+        logits = model.network((images - model.mean) / model.std)
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing).item()
+        accuracy = (logits.argmax(1) == labels).float().mean().item()
+    return loss, accuracy
+
+
+def probability_accuracy(model: ProbabilityModel, images: torch.Tensor, labels: torch.Tensor):
+    model.eval()
+    with torch.inference_mode():
+        return (model(images).argmax(1) == labels).float().mean().item()
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, best_state, state) -> None:
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best_state": best_state,
+        "training_state": asdict(state),
+    }
+    temporary = path.with_suffix(".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+
+
+def _write_model_dir(model_dir: Path, network_state: dict, config: dict) -> None:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(network_state, model_dir / MODEL_FILE)
+    (model_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    code_dir = model_dir / "code"
+    code_dir.mkdir(exist_ok=True)
+    for module in SHIPPED_MODULES:
+        shutil.copy2(CODE_DIR / module, code_dir / module)
+
+
+def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) -> dict:
+    """Train, select the best epoch on validation, score on test, write model and metrics."""
+    if hp.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {hp.architecture!r}; choose one of {ARCHITECTURES}")
+    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    generator = seed_everything(hp.seed)
+    started = time.perf_counter()
+
+    images, labels = load_image_folder(paths.train_dir)
+    train_idx, val_idx = split_validation(labels, hp.validation_fraction, hp.seed)
+    train_x, train_y = to_unit_tensor(images[train_idx]), torch.from_numpy(labels[train_idx])
+    val_x, val_y = to_unit_tensor(images[val_idx]), torch.from_numpy(labels[val_idx])
+    mean = train_x.mean(dim=(0, 2, 3)).tolist()
+    std = train_x.std(dim=(0, 2, 3)).tolist()
+
+    network = build_network(hp.architecture, hp.width)
+    model = ProbabilityModel(network, mean, std, flip_average=True)
+    steps_per_epoch = -(-len(train_x) // hp.batch_size)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=hp.learning_rate, total_steps=hp.epochs * steps_per_epoch
+    )
+    state = TrainingState()
+    best_state = copy.deepcopy(network.state_dict())
+    checkpoint = paths.checkpoint_dir / CHECKPOINT_FILE if paths.checkpoint_dir else None
+    if checkpoint and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        network.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        best_state = saved["best_state"]
+        state = TrainingState(**saved["training_state"])
+        generator.manual_seed(hp.seed + state.epoch)
+        print(f"resumed from {checkpoint} after epoch {state.epoch}", flush=True)
+
+    progress = tqdm(range(state.epoch + 1, hp.epochs + 1), desc="epochs", unit="epoch")
+    for epoch in progress:
+        network.train()
+        order = torch.randperm(len(train_x), generator=generator)
+        total_loss = 0.0
+        for start in range(0, len(order), hp.batch_size):
+            batch = order[start : start + hp.batch_size]
+            inputs = (augment(train_x[batch], generator) - model.mean) / model.std
+            loss = F.cross_entropy(
+                network(inputs), train_y[batch], label_smoothing=hp.label_smoothing
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(batch)
+        train_loss = total_loss / len(train_x)
+        val_loss, val_accuracy = evaluate_logits(model, val_x, val_y, hp.label_smoothing)
+        state.epoch = epoch
+        state.history.append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+             "val_accuracy": val_accuracy}
+        )
+        improved = val_accuracy > state.best_val_accuracy or (
+            val_accuracy == state.best_val_accuracy and val_loss < state.best_val_loss
+        )
+        if improved:
+            state.best_epoch, state.best_val_accuracy, state.best_val_loss = (
+                epoch, val_accuracy, val_loss
+            )
+            state.epochs_without_improvement = 0
+            best_state = copy.deepcopy(network.state_dict())
+        else:
+            state.epochs_without_improvement += 1
+        tqdm.write(
+            f"epoch={epoch} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
+            f"val_accuracy={val_accuracy:.4f}",
+            file=sys.stdout,
+        )
+        if checkpoint:
+            _save_checkpoint(checkpoint, network, optimizer, scheduler, best_state, state)
+        if state.epochs_without_improvement >= hp.patience:
+            tqdm.write(f"early stop after epoch {epoch}: no better validation for "
+                       f"{hp.patience} epochs", file=sys.stdout)
+            break
+    progress.close()
+
+    network.load_state_dict(best_state)
+    metrics: dict = {
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "val_accuracy": state.best_val_accuracy,
+        "val_loss": state.best_val_loss,
+        "train_loss": state.history[-1]["train_loss"] if state.history else None,
+        "train_size": len(train_x),
+        "validation_size": len(val_x),
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "hyperparameters": asdict(hp),
+        "history": state.history,
+    }
+    if paths.test_dir is not None:
+        test_images, test_labels = load_image_folder(paths.test_dir)
+        metrics["test_accuracy"] = probability_accuracy(
+            model, to_unit_tensor(test_images), torch.from_numpy(test_labels)
+        )
+        metrics["test_size"] = len(test_labels)
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    print(
+        f"final best_epoch={state.best_epoch} val_accuracy={state.best_val_accuracy:.4f}"
+        + (f" test_accuracy={metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
+        + f" train_seconds={metrics['train_seconds']}",
+        flush=True,
+    )
+    config = {
+        "architecture": hp.architecture,
+        "width": hp.width,
+        "class_names": list(CLASS_NAMES),
+        "input_size": INPUT_SIZE,
+        "mean": mean,
+        "std": std,
+        "flip_average": True,
+    }
+    _write_model_dir(paths.model_dir, best_state, config)
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (paths.output_data_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths, int | None]:
+    defaults = Hyperparameters()
+    parser = argparse.ArgumentParser(
+        description="Train the bicycle/motorcycle classifier (SageMaker training entry point). "
+        "Folders default to the SM_* variables the training container sets."
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                        help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
+    parser.add_argument("--width", type=int, default=defaults.width,
+                        help="channels of the first convolution")
+    parser.add_argument("--validation-fraction", type=float,
+                        default=defaults.validation_fraction)
+    parser.add_argument("--patience", type=int, default=defaults.patience,
+                        help="stop after this many epochs without a better validation score")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--num-threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--train-dir", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
+    parser.add_argument("--test-dir", type=Path, default=_env_path("SM_CHANNEL_TEST"))
+    parser.add_argument("--model-dir", type=Path, default=_env_path("SM_MODEL_DIR"))
+    parser.add_argument("--output-data-dir", type=Path,
+                        default=_env_path("SM_OUTPUT_DATA_DIR"))
+    parser.add_argument("--checkpoint-dir", type=Path,
+                        help="save and resume from a checkpoint here (managed spot training)")
+    args = parser.parse_args(argv)
+    for name in ("train_dir", "model_dir", "output_data_dir"):
+        if getattr(args, name) is None:
+            parser.error(f"--{name.replace('_', '-')} is required outside the SageMaker container")
+    hp = Hyperparameters(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        architecture=args.architecture, width=args.width,
+        validation_fraction=args.validation_fraction, patience=args.patience, seed=args.seed,
+    )
+    paths = RunPaths(
+        train_dir=args.train_dir, model_dir=args.model_dir, output_data_dir=args.output_data_dir,
+        test_dir=args.test_dir, checkpoint_dir=args.checkpoint_dir,
+    )
+    if paths.checkpoint_dir:
+        paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    return hp, paths, args.num_threads
+
+
+if __name__ == "__main__":
+    hyperparameters, run_paths, threads = parse_args()
+    train(hyperparameters, run_paths, threads)
