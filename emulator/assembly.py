@@ -1,0 +1,93 @@
+"""Synthesize the app for the local mode, once per distinct input (a cache under build/).
+
+Synthesis bundles the Lambda assets (tens of seconds); the assembly only changes when the app,
+the stacks, the handlers, the context or the model record change, so it is cached under a key
+hashed from all of those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from emulator.errors import ModelLoadError
+from emulator.inference_model import resolve_model_archive
+from emulator.workflow import synthesize
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHE_ROOT = REPO_ROOT / "build" / "local-mode"
+_APP_INPUTS = ("app.py", "cdk.json", "stacks", "lambda_src")
+# Only for synthesizing a bare model.tar.gz that has no record: the local mode serves the
+# archive itself and never pulls this image.
+_BARE_ARCHIVE_IMAGE = (
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+)
+
+
+def model_record_for(model: Path, workdir: Path) -> Path:
+    """The model record to synthesize with: ``model`` itself, or one written for an archive."""
+    model = model.resolve()
+    archive = resolve_model_archive(model)
+    if model.suffix == ".json":
+        return model
+    sibling = archive.parent / "model-record.json"
+    if sibling.is_file():
+        try:
+            if resolve_model_archive(sibling).resolve() == archive.resolve():
+                return sibling
+        except ModelLoadError:
+            pass
+    record = workdir / "model-record.json"
+    record.write_text(
+        json.dumps(
+            {
+                "model_data_url": str(archive.resolve()),
+                "image_uri": _BARE_ARCHIVE_IMAGE,
+                "framework_version": "2.6.0",
+                "py_version": "py312",
+                "metrics": {},
+                "training_job_name": f"local-{archive.stem}",
+            }
+        )
+    )
+    return record
+
+
+def _digest(paths: list[Path], extra: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(dict(extra), sort_keys=True).encode())
+    for root in paths:
+        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_assembly(
+    record: Path, context: Mapping[str, Any] | None = None, cache_root: Path = CACHE_ROOT
+) -> Path:
+    """A synthesized ``cdk.out`` for ``record`` (and extra context), reused when unchanged."""
+    record_content = json.loads(record.read_text())
+    archive = resolve_model_archive(record)
+    full_context = {**dict(context or {}), "model_record": str(record.resolve())}
+    key = _digest(
+        [REPO_ROOT / name for name in _APP_INPUTS] + [archive],
+        {"context": full_context, "record": record_content},
+    )
+    target = cache_root / f"assembly-{key}"
+    if (target / "manifest.json").is_file():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="assembly-", dir=cache_root))
+    try:
+        synthesize(REPO_ROOT, staging, full_context)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

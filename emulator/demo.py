@@ -1,0 +1,190 @@
+"""The README's main command: stage, train (once), synthesize, classify a test sample, report."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from emulator.assembly import REPO_ROOT, cached_assembly
+from emulator.workflow import LocalWorkflow, Outcome
+
+DEFAULT_MODEL_DIR = REPO_ROOT / "build" / "model"
+DEFAULT_DATA_DIR = REPO_ROOT / "build" / "data"
+DEFAULT_REPORT_ROOT = REPO_ROOT / "build" / "local-mode" / "reports"
+CLASSES = ("bicycle", "motorcycle")
+
+
+@dataclass
+class DemoResult:
+    rows: list[tuple[Path, str, Outcome, float | None]]
+    accuracy: float
+    coverage: float
+    threshold: float
+    report_dir: Path
+
+
+def stage(archive: Path | None, data_dir: Path) -> Path:
+    """The staged image folders (``train/`` and ``test/``), staged once."""
+    from training import stage_data
+
+    if (data_dir / "test").is_dir() and (data_dir / "train").is_dir():
+        return data_dir
+    staged = stage_data.stage_local(data_dir, archive, download_dir=data_dir.parent / "downloads")
+    return staged.root
+
+
+def model_record(model_dir: Path, data_dir: Path, epochs: int | None, log: TextIO) -> Path:
+    """The record in ``model_dir``, trained locally first when there is none."""
+    record = model_dir / "model-record.json"
+    if record.is_file():
+        print(f"model: reusing {record}", file=log)
+        return record
+    from training.train import train_local
+
+    print(f"model: none at {record}, training locally", file=log)
+    return train_local(
+        archive=None, output=model_dir, epochs=epochs, data_dir=data_dir, skip_staging=True
+    )
+
+
+def sample_test_images(data_dir: Path, count: int, seed: int) -> list[tuple[Path, str]]:
+    """``count`` test images, half of each class, in a seeded random order."""
+    rng = random.Random(seed)
+    chosen: list[tuple[Path, str]] = []
+    for index, label in enumerate(CLASSES):
+        files = sorted((data_dir / "test" / label).glob("*.png"))
+        share = count // len(CLASSES) + (1 if index < count % len(CLASSES) else 0)
+        chosen += [(path, label) for path in rng.sample(files, min(share, len(files)))]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def write_report(result: DemoResult) -> None:
+    """Plots and the raw outcomes next to each other in the report folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    report = result.report_dir
+    report.mkdir(parents=True, exist_ok=True)
+    with (report / "outcomes.jsonl").open("w") as out:
+        for path, truth, outcome, confidence in result.rows:
+            record = {**outcome.as_json(), "truth": truth, "model_confidence": confidence}
+            record["file"] = str(path)
+            out.write(json.dumps(record) + "\n")
+
+    outcome_names = [*CLASSES, "rejected"]
+    matrix = np.zeros((len(CLASSES), len(outcome_names)), dtype=int)
+    for _, truth, outcome, _ in result.rows:
+        column = outcome.label if outcome.label in CLASSES else "rejected"
+        matrix[CLASSES.index(truth), outcome_names.index(column)] += 1
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(outcome_names)), outcome_names)
+    axes.set_yticks(range(len(CLASSES)), CLASSES)
+    axes.set_xlabel("workflow outcome")
+    axes.set_ylabel("truth")
+    for (row, column), value in np.ndenumerate(matrix):
+        axes.text(column, row, str(value), ha="center", va="center")
+    axes.set_title(f"Local workflow: accuracy {result.accuracy:.0%} of classified")
+    figure.tight_layout()
+    figure.savefig(report / "confusion_matrix.png", dpi=120)
+    plt.close(figure)
+
+    confidences = [c for *_, c in result.rows if c is not None]
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    axes.hist(confidences, bins=20, range=(0.5, 1.0), color="tab:blue")
+    axes.axvline(
+        result.threshold, color="tab:red", linestyle="--", label=f"threshold {result.threshold:.2f}"
+    )
+    axes.set_xlabel("max(p) returned by the endpoint")
+    axes.set_ylabel("images")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(report / "confidence_histogram.png", dpi=120)
+    plt.close(figure)
+
+
+def run_demo(
+    archive: Path | None,
+    sample: int,
+    seed: int,
+    epochs: int | None,
+    out: TextIO,
+    log: TextIO,
+    progress: Callable[[list], list] | None = None,
+    model_dir: Path = DEFAULT_MODEL_DIR,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    report_root: Path = DEFAULT_REPORT_ROOT,
+) -> DemoResult:
+    started = time.perf_counter()
+    data_root = stage(archive, data_dir)
+    record = model_record(model_dir, data_root, epochs, log)
+    assembly = cached_assembly(record)
+    print(f"assembly: {assembly}", file=log)
+    images = sample_test_images(data_root, sample, seed)
+    rows: list[tuple[Path, str, Outcome, float | None]] = []
+    with LocalWorkflow(assembly, record) as workflow:
+        classify_fn = next(
+            f.name for f in workflow.spec.functions if "ENDPOINT_NAME" in f.environment
+        )
+        threshold = float(
+            next(
+                (
+                    f.environment["THRESHOLD"]
+                    for f in workflow.spec.functions
+                    if "THRESHOLD" in f.environment
+                ),
+                "nan",
+            )
+        )
+        for path, truth in (progress or (lambda items: items))(images):
+            outcome = workflow.classify(path)
+            inferences = next(
+                (
+                    call.result["inferences"]
+                    for call in reversed(workflow.runtime.invocations)
+                    if call.function_name == classify_fn
+                    and isinstance(call.result, dict)
+                    and call.result.get("s3_key") == outcome.s3_key
+                ),
+                None,
+            )
+            rows.append((path, truth, outcome, max(inferences) if inferences else None))
+    classified = [(truth, o) for _, truth, o, _ in rows if o.status == "SUCCEEDED"]
+    accuracy = (
+        sum(truth == o.label for truth, o in classified) / len(classified) if classified else 0.0
+    )
+    coverage = len(classified) / len(rows) if rows else 0.0
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    result = DemoResult(rows, accuracy, coverage, threshold, report_root / stamp)
+    write_report(result)
+
+    print(f"{'image':<34} {'truth':<10} {'label':<10} {'confidence':>10}  outcome", file=out)
+    for path, truth, outcome, confidence in rows:
+        shown = f"{confidence:.3f}" if confidence is not None else "-"
+        verdict = outcome.status if outcome.status == "SUCCEEDED" else outcome.error
+        print(
+            f"{path.name[:34]:<34} {truth:<10} {outcome.label or '-':<10} {shown:>10}  {verdict}",
+            file=out,
+        )
+    print(
+        f"\naccuracy {accuracy:.1%} on the {len(classified)} images classified above the "
+        f"threshold {threshold:.2f} ({coverage:.0%} of {len(rows)}); "
+        f"{time.perf_counter() - started:.1f} s",
+        file=out,
+    )
+    print(
+        f"report: {result.report_dir} (confusion_matrix.png, confidence_histogram.png, "
+        "outcomes.jsonl)",
+        file=out,
+    )
+    return result
