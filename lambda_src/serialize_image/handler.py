@@ -80,9 +80,24 @@ class SerializeRequest(TypedDict):
     s3_key: str
 
 
-class EventBridgeS3Event(TypedDict):
-    source: str
-    detail: dict[str, Any]
+class S3EventBucket(TypedDict):
+    name: str
+
+
+class S3EventObject(TypedDict, total=False):
+    key: str
+    size: int
+    etag: str
+
+
+class S3EventDetail(TypedDict):
+    bucket: S3EventBucket
+    object: S3EventObject
+
+
+EventBridgeS3Event = TypedDict(
+    "EventBridgeS3Event", {"source": str, "detail-type": str, "detail": S3EventDetail}
+)
 
 
 class SourceImage(TypedDict):
