@@ -21,8 +21,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cdk_json_context() -> dict[str, Any]:
-    """The context defaults in cdk.json, so that `python app.py` works without the CLI."""
-    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    """The context defaults in cdk.json, so that `python app.py` works without the CLI.
+
+    Asset metadata (each function's bundle folder) is on, as the CLI turns it on, so that a
+    plain `python app.py` synthesizes the same templates the local mode reads.
+    """
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return {"aws:cdk:enable-asset-metadata": True, **context}
 
 
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:

@@ -76,6 +76,7 @@ class PipLocalBundling:
             "--quiet",
             "--disable-pip-version-check",
             "--no-compile",
+            "--no-deps",
             "--only-binary=:all:",
             "--implementation",
             "cp",

@@ -1,0 +1,62 @@
+import pytest
+
+from stacks.application import cdk_json_context
+from stacks.config import ConfigError, Settings
+
+
+def settings(**overrides) -> Settings:
+    context = {**cdk_json_context(), **overrides}
+    return Settings.from_context(context.get)
+
+
+def test_cdk_json_defaults_are_valid():
+    defaults = settings()
+    assert defaults.confidence_threshold == pytest.approx(0.85)
+    assert defaults.data_capture_sampling_percentage == 100
+    assert defaults.ssm_prefix == "/scones-unlimited"
+
+
+def test_cli_strings_are_parsed():
+    parsed = settings(
+        confidence_threshold="0.9", endpoint_instance_count="2", autoscaling_max_capacity="3"
+    )
+    assert parsed.confidence_threshold == pytest.approx(0.9)
+    assert parsed.endpoint_instance_count == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("confidence_threshold", 1.5, "(0, 1]"),
+        ("confidence_threshold", 0, "(0, 1]"),
+        ("confidence_threshold", "high", "(0, 1]"),
+        ("data_capture_sampling_percentage", 101, "[0, 100]"),
+        ("data_capture_sampling_percentage", -1, "[0, 100]"),
+        ("data_capture_sampling_percentage", 50.5, "[0, 100]"),
+        ("endpoint_instance_type", "m5.large", "ml.m5.large"),
+        ("endpoint_instance_type", "ml.m5.huge", "ml.m5.large"),
+        ("log_retention_days", 31, "30"),
+        ("incoming_expiration_days", 0, "[1, 3650]"),
+        ("project_name", "Scones Unlimited", "scones-unlimited"),
+    ],
+)
+def test_bad_value_names_key_value_and_range(key, value, allowed):
+    with pytest.raises(ConfigError) as raised:
+        settings(**{key: value})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert key in message
+    assert repr(value) in message or str(value) in message
+    assert allowed in message
+
+
+def test_autoscaling_bounds_must_hold_the_initial_count():
+    with pytest.raises(ConfigError, match="autoscaling_min_capacity=3 exceeds"):
+        settings(autoscaling_min_capacity=3, autoscaling_max_capacity=2)
+    with pytest.raises(ConfigError, match="endpoint_instance_count=5 is outside"):
+        settings(endpoint_instance_count=5)
+
+
+def test_missing_key_says_where_to_set_it():
+    with pytest.raises(ConfigError, match="context confidence_threshold is not set"):
+        settings(confidence_threshold=None)

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from stacks.model_record import ModelRecord, ModelRecordError
+from tests.stacks.support import S3_RECORD, write_record
+
+
+def test_s3_record(tmp_path):
+    record = ModelRecord.load(write_record(tmp_path))
+    assert record.model_data_url == S3_RECORD["model_data_url"]
+    assert (record.image_repository, record.image_tag) == ("pytorch-inference", "2.6.0-cpu-py312")
+    assert not record.is_local_artifact
+
+
+def test_local_artifact_is_resolved_relative_to_the_record(tmp_path):
+    (tmp_path / "model.tar.gz").write_bytes(b"artifact")
+    record = ModelRecord.load(write_record(tmp_path, model_data_url="model.tar.gz"))
+    assert record.is_local_artifact
+    assert record.model_data_url == str(tmp_path / "model.tar.gz")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model_data_url": "missing/model.tar.gz"}, "neither an s3:// URI nor an existing"),
+        (
+            {"image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/tensorflow:2"},
+            "not an AWS PyTorch inference image",
+        ),
+    ],
+)
+def test_unusable_record_is_rejected(tmp_path, changes, message):
+    with pytest.raises(ModelRecordError, match=message):
+        ModelRecord.load(write_record(tmp_path, **changes))
+
+
+def test_missing_fields_are_named(tmp_path):
+    path = tmp_path / "model-record.json"
+    path.write_text(json.dumps({"model_data_url": "s3://b/k"}))
+    with pytest.raises(ModelRecordError, match="lacks image_uri, framework_version"):
+        ModelRecord.load(path)
+
+
+def test_not_json(tmp_path):
+    path = tmp_path / "model-record.json"
+    path.write_text("{not json")
+    with pytest.raises(ModelRecordError, match="not readable JSON"):
+        ModelRecord.load(path)

@@ -1,0 +1,172 @@
+import json
+
+from aws_cdk.assertions import Template
+
+from stacks.application import REPO_ROOT
+from stacks.workflow_stack import FAILURE_KINDS
+from tests.stacks.support import only, resources, state_machine_definition
+
+HANDLER_ERRORS = {error for errors in FAILURE_KINDS.values() for error in errors}
+
+
+def functions(template):
+    return {
+        logical_id.removesuffix(logical_id[-8:]): fn["Properties"]
+        for logical_id, fn in resources(template, "AWS::Lambda::Function").items()
+    }
+
+
+def policy_of(template, prefix):
+    (policy,) = [
+        p
+        for logical_id, p in resources(template, "AWS::IAM::Policy").items()
+        if logical_id.startswith(prefix)
+    ]
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_three_python_arm64_traced_functions(synthesized):
+    found = functions(synthesized.template("SconesWorkflow"))
+    assert set(found) == {
+        "SerializeImageFunction",
+        "ClassifyImageFunction",
+        "FilterInferencesFunction",
+    }
+    for properties in found.values():
+        assert properties["Runtime"] == "python3.12"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["Handler"] == "handler.lambda_handler"
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+
+
+def test_function_environments(synthesized):
+    found = functions(synthesized.template("SconesWorkflow"))
+    classify = found["ClassifyImageFunction"]["Environment"]["Variables"]
+    assert classify["ENDPOINT_NAME"]["Fn::GetStackOutput"]["StackName"] == "SconesEndpoint"
+    assert found["FilterInferencesFunction"]["Environment"]["Variables"]["THRESHOLD"] == "0.85"
+
+
+def test_threshold_comes_from_context(tmp_path):
+    from tests.stacks.support import synthesize, write_record
+
+    app = synthesize(
+        tmp_path, model_record=str(write_record(tmp_path)), confidence_threshold="0.97"
+    )
+    found = functions(app.template("SconesWorkflow"))
+    assert found["FilterInferencesFunction"]["Environment"]["Variables"]["THRESHOLD"] == "0.97"
+
+
+def test_least_privilege_grants(synthesized):
+    template = synthesized.template("SconesWorkflow")
+    serialize = policy_of(template, "SerializeImageFunctionRole")
+    s3_reads = [s for s in serialize if "s3:GetObject*" in s["Action"]]
+    assert len(s3_reads) == 1
+    bucket_arn, objects = s3_reads[0]["Resource"]
+    assert "Fn::GetStackOutput" in bucket_arn
+    assert objects["Fn::Join"][1][-1] == "/incoming/*"
+    assert not any(
+        "s3:Put" in json.dumps(s["Action"]) or "s3:Delete" in json.dumps(s["Action"])
+        for s in serialize
+    )
+
+    classify = policy_of(template, "ClassifyImageFunctionRole")
+    invoke = [s for s in classify if s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert len(invoke) == 1
+    assert invoke[0]["Resource"]["Fn::GetStackOutput"]["StackName"] == "SconesEndpoint"
+    assert not any("s3:" in json.dumps(s["Action"]) for s in classify)
+
+    filter_ = policy_of(template, "FilterInferencesFunctionRole")
+    assert not any(
+        a.startswith(("s3:", "sagemaker:", "kms:"))
+        for s in filter_
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    )
+
+
+def test_steps_run_serialize_classify_filter(synthesized):
+    definition = state_machine_definition(synthesized.template("SconesWorkflow"))
+    states = definition["States"]
+    assert definition["StartAt"] == "SerializeImage"
+    assert states["SerializeImage"]["Next"] == "ClassifyImage"
+    assert states["ClassifyImage"]["Next"] == "FilterInferences"
+    assert states["FilterInferences"]["Next"] == "Classified"
+    assert states["Classified"]["Type"] == "Succeed"
+    assert "SerializeImageFunction" in states["SerializeImage"]["Resource"]
+
+
+def test_only_transient_errors_are_retried_with_backoff_and_jitter(synthesized):
+    states = state_machine_definition(synthesized.template("SconesWorkflow"))["States"]
+    for name in ("SerializeImage", "ClassifyImage", "FilterInferences"):
+        for retry in states[name]["Retry"]:
+            assert retry["JitterStrategy"] == "FULL"
+            assert retry["BackoffRate"] >= 2
+            assert not set(retry["ErrorEquals"]) & (HANDLER_ERRORS - {"EndpointUnavailable"})
+            assert "States.ALL" not in retry["ErrorEquals"]
+    (endpoint_retry,) = [
+        r for r in states["ClassifyImage"]["Retry"] if r["ErrorEquals"] == ["EndpointUnavailable"]
+    ]
+    assert endpoint_retry["MaxAttempts"] >= 3 and endpoint_retry["MaxDelaySeconds"] <= 30
+
+
+def test_each_failure_kind_ends_in_a_fail_state_named_after_it(synthesized):
+    states = state_machine_definition(synthesized.template("SconesWorkflow"))["States"]
+    routes = {}
+    for name in ("SerializeImage", "ClassifyImage", "FilterInferences"):
+        catches = states[name]["Catch"]
+        assert catches[-1]["ErrorEquals"] == ["States.ALL"]
+        assert all(c["ResultPath"] == "$.error" for c in catches)
+        routes.update({error: c["Next"] for c in catches for error in c["ErrorEquals"]})
+    assert routes["LowConfidence"] == "LowConfidence"
+    assert routes["EndpointUnavailable"] == "EndpointError"
+    assert routes["InvalidImage"] == "InvalidImage"
+    assert routes["ImageNotFound"] == "ImageNotFound"
+    for kind in FAILURE_KINDS:
+        assert states[kind] == {"Type": "Fail", "Error": kind, "CausePath": "$.error.Cause"}
+    assert states["UnexpectedError"] == {
+        "Type": "Fail",
+        "ErrorPath": "$.error.Error",
+        "CausePath": "$.error.Cause",
+    }
+
+
+def test_state_machine_is_standard_logged_traced_and_bounded(synthesized):
+    template = synthesized.template("SconesWorkflow")
+    properties = only(template, "AWS::StepFunctions::StateMachine")["Properties"]
+    assert properties["StateMachineType"] == "STANDARD"
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    assert properties["LoggingConfiguration"]["Level"] == "ALL"
+    assert state_machine_definition(template)["TimeoutSeconds"] == 300
+
+
+def test_rule_starts_the_workflow_for_incoming_objects(synthesized):
+    template = Template.from_stack(synthesized.stack("SconesWorkflow"))
+    rule = only(synthesized.template("SconesWorkflow"), "AWS::Events::Rule")["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"] == {"key": [{"prefix": "incoming/"}]}
+    (bucket_name,) = pattern["detail"]["bucket"]["name"]
+    assert bucket_name["Fn::GetStackOutput"]["StackName"] == "SconesStorage"
+    (target,) = rule["Targets"]
+    assert "ClassifyWorkflow" in json.dumps(target["Arn"])
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 10
+    assert "UndeliveredEvents" in json.dumps(target["DeadLetterConfig"])
+    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True})
+
+
+def test_serialize_bundle_holds_arm64_pillow_and_the_handler(synthesized):
+    template = synthesized.template("SconesWorkflow")
+    (serialize,) = [
+        fn
+        for logical_id, fn in resources(template, "AWS::Lambda::Function").items()
+        if logical_id.startswith("SerializeImage")
+    ]
+    bundle = synthesized.outdir / serialize["Metadata"]["aws:asset:path"]
+    source = REPO_ROOT / "lambda_src" / "serialize_image" / "handler.py"
+    assert (bundle / "handler.py").read_text() == source.read_text()
+    extensions = [p.name for p in (bundle / "PIL").glob("_imaging*.so")]
+    assert extensions and all("aarch64" in name for name in extensions)
+    assert (bundle / "aws_lambda_powertools").is_dir()
+    # The Lambda runtime provides the AWS SDK: the bundle does not ship another copy.
+    assert not (bundle / "botocore").exists()
