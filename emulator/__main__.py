@@ -1,6 +1,12 @@
 """``python -m emulator``: the local mode's commands (serve, classify, demo)."""
 
+# ruff: noqa: E402  (the environment is set before the imports it affects)
+
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no spinning on 2 cores
 
 import argparse
 import json

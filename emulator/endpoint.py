@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -31,7 +32,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from emulator.capture import CaptureConfig, CaptureWriter
-from emulator.inference_model import InferenceFailure, InferenceModel
+from emulator.inference_model import InferenceFailure, InferenceModel, InferenceResult
 
 LOG = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ class LocalEndpoint:
 
     Use as a context manager, or ``start()`` / ``stop()``. ``endpoint_name=None`` accepts any
     name in the path (handy for ``serve``); a name makes other names a ``ValidationError``.
+    Requests are served on threads, inference runs on ``model_workers`` long-lived threads
+    (as the container's model server workers): torch keeps one thread pool per worker instead
+    of building one per request.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class LocalEndpoint:
         capture: CaptureConfig | None = None,
         region: str = "us-east-1",
         account: str = LOCAL_ACCOUNT,
+        model_workers: int = 1,
     ) -> None:
         self._owns_model = not isinstance(model, InferenceModel)
         self.model = model if isinstance(model, InferenceModel) else InferenceModel(model)
@@ -124,6 +129,8 @@ class LocalEndpoint:
         self.region = region
         self.account = account
         self.capture_config = capture
+        self._model_workers = model_workers
+        self._worker: ThreadPoolExecutor | None = None
         self._captures: dict[str, CaptureWriter] = {}
         self._faults: deque[list[Any]] = deque()
         self._fault_lock = threading.Lock()
@@ -145,12 +152,16 @@ class LocalEndpoint:
 
     def start(self) -> LocalEndpoint:
         """Listen (a free port when ``port`` is 0) and serve on a background thread."""
+        self._worker = ThreadPoolExecutor(self._model_workers, thread_name_prefix="model-worker")
         self.come_up()
         return self
 
     def stop(self) -> None:
         """Stop serving, write the buffered capture, unload the model."""
         self.go_down()
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
         for writer in self._captures.values():
             writer.close()
         self._captures.clear()
@@ -254,9 +265,14 @@ class LocalEndpoint:
             response = self._invoke_endpoint(request, args["name"])
         return response(environ, start_response)
 
+    def _infer(self, body: bytes, content_type: str, accept: str | None) -> InferenceResult:
+        if self._worker is None:
+            return self.model.invoke(body, content_type, accept)
+        return self._worker.submit(self.model.invoke, body, content_type, accept).result()
+
     def _container_invocation(self, request: Request) -> Response:
         try:
-            result = self.model.invoke(
+            result = self._infer(
                 request.get_data(), request.content_type or "", request.headers.get("Accept")
             )
         except InferenceFailure as failure:
@@ -301,7 +317,7 @@ class LocalEndpoint:
                 return self._error(fault.status, error_type, {"message": fault.message}, request_id)
         content_type = request.content_type or "application/octet-stream"
         try:
-            result = self.model.invoke(body, content_type, request.headers.get("Accept"))
+            result = self._infer(body, content_type, request.headers.get("Accept"))
         except InferenceFailure as failure:
             self.stats["model_error"] += 1
             return self._model_error(

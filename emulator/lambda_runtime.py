@@ -237,21 +237,38 @@ class LambdaRuntime:
     # -- dispatch -------------------------------------------------------------------------
     def dispatch(self, function: Any, body: Any, response_headers: dict[str, str]) -> bytes:
         """Run the registered handler of moto's ``function`` on the payload ``body``."""
-        name = function.function_name
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        event = json.loads(body) if body else {}
+        record, payload = self._invoke(
+            function.function_name, function.function_arn, function.environment_vars, event
+        )
+        if record.error_type is not None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps(payload).encode("utf-8")
+
+    def call(
+        self, function_name: str, event: Any, environment: Mapping[str, str], arn: str = ""
+    ) -> Invocation:
+        """Run a registered handler directly, without moto: the same code, environment and
+        context as an invocation (benchmarks compare the two)."""
+        record, _ = self._invoke(function_name, arn, environment, event)
+        return record
+
+    def _invoke(
+        self, name: str, arn: str, environment: Mapping[str, Any] | None, event: Any
+    ) -> tuple[Invocation, Any]:
         code = self._functions.get(name)
         if code is None:
             raise HandlerNotRegistered(
                 f"no handler file registered for Lambda function {name!r}; registered: "
                 f"{sorted(self._functions)}"
             )
-        if isinstance(body, bytes):
-            body = body.decode("utf-8")
-        event = json.loads(body) if body else {}
         request_id = str(uuid.uuid4())
         context = LocalLambdaContext(
             function_name=name,
             function_version="$LATEST",
-            invoked_function_arn=function.function_arn,
+            invoked_function_arn=arn,
             memory_limit_in_mb=code.memory_mb,
             aws_request_id=request_id,
             log_group_name=f"/aws/lambda/{name}",
@@ -267,7 +284,7 @@ class LambdaRuntime:
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
             "LAMBDA_TASK_ROOT": str(code.code_dir),
             "_HANDLER": code.handler,
-            **{key: str(value) for key, value in (function.environment_vars or {}).items()},
+            **{key: str(value) for key, value in (environment or {}).items()},
             **self.environment_overrides,
         }
         record = Invocation(function_name=name, event=event)
@@ -276,14 +293,13 @@ class LambdaRuntime:
             try:
                 handler = getattr(self._load(name, code), code.handler_function)
                 record.result = handler(event, context)
-                payload = json.dumps(record.result)
+                payload = record.result
             except Exception as error:
                 record.error_type = type(error).__name__
-                response_headers["x-amz-function-error"] = "Unhandled"
-                payload = json.dumps(error_envelope(error, request_id))
+                payload = error_envelope(error, request_id)
         record.duration_ms = (time.perf_counter() - started) * 1000
         self.invocations.append(record)
-        return payload.encode("utf-8")
+        return record, payload
 
     def _load(self, name: str, code: FunctionCode) -> ModuleType:
         module = self._modules.get(name)

@@ -1,0 +1,168 @@
+# ruff: noqa: E402  (the environment and sys.path are set before the imports they affect)
+"""Local endpoint vs the inference functions in-process, measured side by side in one run.
+
+    python bench/endpoint.py [--model build/model/model-record.json] [--requests 200]
+
+Each round times one request both ways on the same PNG, alternating, so both see the same
+machine load: in-process is ``output_fn(predict_fn(input_fn(body), model))`` of the archive's
+own ``code/inference.py``; the endpoint is ``sagemaker-runtime`` InvokeEndpoint through boto3
+over HTTP with data capture on (as deployed). Prints p50/p99 latency and their ratio (target
+<= 3), then throughput in images/s with ``--concurrency`` client threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from emulator.capture import CaptureConfig
+from emulator.endpoint import LocalEndpoint
+from emulator.inference_model import InferenceModel
+
+ENDPOINT = "bench-endpoint"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def test_images(model: Path, images: Path | None) -> list[bytes]:
+    folders = (
+        [images]
+        if images
+        else [
+            REPO_ROOT / "build" / "data" / "test",
+            model.parent / "data" / "test",
+        ]
+    )
+    for folder in folders:
+        files = sorted(folder.rglob("*.png")) if folder.is_dir() else []
+        if files:
+            return [path.read_bytes() for path in files[:50]]
+    raise SystemExit(f"no PNG test images under {folders}: pass --images DIR")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO_ROOT / "build" / "model" / "model-record.json",
+        help="model.tar.gz or model record (default: build/model's record)",
+    )
+    parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
+    parser.add_argument("--requests", type=int, default=200, help="timed rounds (default: 200)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds (default: 20)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="client threads for the throughput run (default: 2)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="length of each throughput run (default: 5)"
+    )
+    args = parser.parse_args(argv)
+
+    import boto3
+    from botocore.config import Config
+
+    bodies = test_images(args.model, args.images)
+    model = InferenceModel(args.model)
+    hooks = model.module
+
+    def in_process(body: bytes) -> bytes:
+        data = hooks.input_fn(body, "image/png")
+        return hooks.output_fn(hooks.predict_fn(data, model.model), "application/json")
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-capture-") as capture_dir,
+        LocalEndpoint(
+            model, endpoint_name=ENDPOINT, capture=CaptureConfig(local_dir=Path(capture_dir))
+        ) as endpoint,
+    ):
+        client = boto3.client(
+            "sagemaker-runtime",
+            region_name="us-east-1",
+            endpoint_url=endpoint.url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
+        )
+
+        def over_http(body: bytes) -> bytes:
+            return client.invoke_endpoint(
+                EndpointName=ENDPOINT,
+                ContentType="image/png",
+                Accept="application/json",
+                Body=body,
+            )["Body"].read()
+
+        local_ms: list[float] = []
+        endpoint_ms: list[float] = []
+        for index in range(args.warmup + args.requests):
+            body = bodies[index % len(bodies)]
+            for call, sink in ((in_process, local_ms), (over_http, endpoint_ms)):
+                started = time.perf_counter()
+                call(body)
+                if index >= args.warmup:
+                    sink.append((time.perf_counter() - started) * 1000)
+
+        def throughput(call, threads: int) -> float:
+            done = [0] * threads
+            deadline = time.perf_counter() + args.seconds
+
+            def worker(slot: int) -> None:
+                while time.perf_counter() < deadline:
+                    call(bodies[done[slot] % len(bodies)])
+                    done[slot] += 1
+
+            workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+            started = time.perf_counter()
+            for thread in workers:
+                thread.start()
+            for thread in workers:
+                thread.join()
+            return sum(done) / (time.perf_counter() - started)
+
+        local_rate = throughput(in_process, 1)
+        endpoint_rate_1 = throughput(over_http, 1)
+        endpoint_rate_n = throughput(over_http, args.concurrency)
+    model.close()
+
+    p50 = (statistics.median(local_ms), statistics.median(endpoint_ms))
+    p99 = (percentile(local_ms, 0.99), percentile(endpoint_ms, 0.99))
+    print(f"requests: {args.requests} per path, {len(bodies)} distinct test PNGs")
+    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'in-process hooks':24}{p50[0]:>10.2f}{p99[0]:>10.2f}")
+    print(f"{'local endpoint (HTTP)':24}{p50[1]:>10.2f}{p99[1]:>10.2f}")
+    print(
+        f"ratio endpoint/in-process: p50 {p50[1] / p50[0]:.2f}, p99 {p99[1] / p99[0]:.2f} "
+        "(target <= 3)"
+    )
+    print(
+        f"throughput: in-process {local_rate:.0f} images/s (1 thread); endpoint "
+        f"{endpoint_rate_1:.0f} images/s (1 client), {endpoint_rate_n:.0f} images/s "
+        f"({args.concurrency} clients)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
