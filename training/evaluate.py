@@ -60,17 +60,26 @@ class Scored:
         return max(self.probabilities)
 
 
-def load_inference_module(code_dir: Path) -> ModuleType:
-    """Import the artifact's ``inference`` (and its ``network``) from ``code_dir`` only."""
-    saved = {name: sys.modules.pop(name) for name in ARTIFACT_MODULES if name in sys.modules}
-    sys.path.insert(0, str(code_dir))
+def import_from_folder(folder: Path, module: str) -> ModuleType:
+    """Import ``module`` (a top-level module of ``folder``, as in the SageMaker containers)
+    and its sibling imports from ``folder`` only, leaving ``sys.path`` and the other loaded
+    modules of the same names untouched.
+    """
+    isolated = (module, *ARTIFACT_MODULES)
+    saved = {name: sys.modules.pop(name) for name in isolated if name in sys.modules}
+    sys.path.insert(0, str(folder))
     try:
-        return importlib.import_module("inference")
+        return importlib.import_module(module)
     finally:
-        sys.path.remove(str(code_dir))
-        for name in ARTIFACT_MODULES:
+        sys.path.remove(str(folder))
+        for name in isolated:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+
+
+def load_inference_module(code_dir: Path) -> ModuleType:
+    """The artifact's ``inference`` module (with its ``network``) from ``code_dir``."""
+    return import_from_folder(code_dir, "inference")
 
 
 def extract_artifact(model_tar: Path, dest: Path) -> Path:

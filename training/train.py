@@ -17,7 +17,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: 2-4x faster
 
 import argparse
 import datetime
-import importlib
 import json
 import sys
 import tarfile
@@ -44,10 +43,9 @@ def _job_name(prefix: str) -> str:
 
 def _entry_point_module():
     """Import ``train_model`` the way the training container does: from its own folder."""
-    source_dir = str(cloud.MODEL_SOURCE_DIR)
-    if source_dir not in sys.path:
-        sys.path.insert(0, source_dir)
-    return importlib.import_module("train_model")
+    from training.evaluate import import_from_folder
+
+    return import_from_folder(cloud.MODEL_SOURCE_DIR, "train_model")
 
 
 def hyperparameter_arguments(epochs: int | None, seed: int, extra: dict[str, Any]) -> list[str]:

@@ -65,11 +65,11 @@ class ProbabilityModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         normalized = (images - self.mean) / self.std
-        probabilities = torch.softmax(self.network(normalized), dim=1)
-        if self.flip_average:
-            mirrored = torch.softmax(self.network(torch.flip(normalized, dims=[3])), dim=1)
-            probabilities = (probabilities + mirrored) / 2
-        return probabilities
+        if not self.flip_average:
+            return torch.softmax(self.network(normalized), dim=1)
+        both = torch.cat([normalized, torch.flip(normalized, dims=[3])])  # one forward pass
+        original, mirrored = torch.softmax(self.network(both), dim=1).chunk(2)
+        return (original + mirrored) / 2
 
 
 def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
