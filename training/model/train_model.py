@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from inference import CONFIG_FILE, MODEL_FILE, ProbabilityModel, fit_to_input
 from network import ARCHITECTURES, CLASS_NAMES, INPUT_SIZE, build_network
 from PIL import Image
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -49,13 +50,14 @@ class TrainingDataError(Exception):
 class Hyperparameters:
     epochs: int = 40
     batch_size: int = 64
-    learning_rate: float = 0.01
-    weight_decay: float = 5e-4
+    learning_rate: float = 0.002
+    weight_decay: float = 0.05
     label_smoothing: float = 0.1
     architecture: str = "resnet9"
     width: int = 16
     validation_fraction: float = 0.1
     patience: int = 15
+    ema_decay: float = 0.98
     seed: int = 0
 
 
@@ -72,10 +74,16 @@ class RunPaths:
 class TrainingState:
     epoch: int = 0
     best_epoch: int = 0
-    best_val_accuracy: float = -1.0
+    best_val_accuracy: float = 0.0
     best_val_loss: float = float("inf")
     epochs_without_improvement: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def log_line(text: str) -> None:
+    """A log line on stdout, flushed at once (CloudWatch and metric parsing see it live)."""
+    tqdm.write(text, file=sys.stdout)
+    sys.stdout.flush()
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -151,9 +159,10 @@ def probability_accuracy(model: ProbabilityModel, images: torch.Tensor, labels: 
         return (model(images).argmax(1) == labels).float().mean().item()
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, best_state, state) -> None:
+def _save_checkpoint(path: Path, model, ema, optimizer, scheduler, best_state, state) -> None:
     payload = {
         "model": model.state_dict(),
+        "ema": ema.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "best_state": best_state,
@@ -190,7 +199,12 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
     std = train_x.std(dim=(0, 2, 3)).tolist()
 
     network = build_network(hp.architecture, hp.width)
-    model = ProbabilityModel(network, mean, std, flip_average=True)
+    # Validation, selection and the artifact use an exponential moving average of the weights
+    # (BatchNorm statistics included): steadier than the raw weights on 900 images.
+    ema = AveragedModel(
+        network, multi_avg_fn=get_ema_multi_avg_fn(hp.ema_decay), use_buffers=True
+    )
+    model = ProbabilityModel(ema.module, mean, std, flip_average=True)
     steps_per_epoch = -(-len(train_x) // hp.batch_size)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
@@ -199,11 +213,12 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
         optimizer, max_lr=hp.learning_rate, total_steps=hp.epochs * steps_per_epoch
     )
     state = TrainingState()
-    best_state = copy.deepcopy(network.state_dict())
+    best_state = copy.deepcopy(ema.module.state_dict())
     checkpoint = paths.checkpoint_dir / CHECKPOINT_FILE if paths.checkpoint_dir else None
     if checkpoint and checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
         network.load_state_dict(saved["model"])
+        ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         best_state = saved["best_state"]
@@ -226,6 +241,7 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
             loss.backward()
             optimizer.step()
             scheduler.step()
+            ema.update_parameters(network)
             total_loss += loss.item() * len(batch)
         train_loss = total_loss / len(train_x)
         val_loss, val_accuracy = evaluate_logits(model, val_x, val_y, hp.label_smoothing)
@@ -234,31 +250,28 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
              "val_accuracy": val_accuracy}
         )
-        improved = val_accuracy > state.best_val_accuracy or (
-            val_accuracy == state.best_val_accuracy and val_loss < state.best_val_loss
-        )
+        improved = val_loss < state.best_val_loss  # loss: steadier than 100-image accuracy
         if improved:
             state.best_epoch, state.best_val_accuracy, state.best_val_loss = (
                 epoch, val_accuracy, val_loss
             )
             state.epochs_without_improvement = 0
-            best_state = copy.deepcopy(network.state_dict())
+            best_state = copy.deepcopy(ema.module.state_dict())
         else:
             state.epochs_without_improvement += 1
-        tqdm.write(
+        log_line(
             f"epoch={epoch} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
-            f"val_accuracy={val_accuracy:.4f}",
-            file=sys.stdout,
+            f"val_accuracy={val_accuracy:.4f}"
         )
         if checkpoint:
-            _save_checkpoint(checkpoint, network, optimizer, scheduler, best_state, state)
+            _save_checkpoint(checkpoint, network, ema, optimizer, scheduler, best_state, state)
         if state.epochs_without_improvement >= hp.patience:
-            tqdm.write(f"early stop after epoch {epoch}: no better validation for "
-                       f"{hp.patience} epochs", file=sys.stdout)
+            log_line(f"early stop after epoch {epoch}: no better validation for "
+                     f"{hp.patience} epochs")
             break
     progress.close()
 
-    network.load_state_dict(best_state)
+    model.network.load_state_dict(best_state)
     metrics: dict = {
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
@@ -323,6 +336,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
                         default=defaults.validation_fraction)
     parser.add_argument("--patience", type=int, default=defaults.patience,
                         help="stop after this many epochs without a better validation score")
+    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                        help="per-step decay of the weight average that is validated and saved")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--num-threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--train-dir", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
@@ -340,7 +355,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         architecture=args.architecture, width=args.width,
-        validation_fraction=args.validation_fraction, patience=args.patience, seed=args.seed,
+        validation_fraction=args.validation_fraction, patience=args.patience,
+        ema_decay=args.ema_decay, seed=args.seed,
     )
     paths = RunPaths(
         train_dir=args.train_dir, model_dir=args.model_dir, output_data_dir=args.output_data_dir,
