@@ -8,12 +8,16 @@
 - ``cached_program_parsing``: moto re-parses the definition for every execution (tens of
   milliseconds); this caches the parsed program per definition text, for definitions made of
   states whose runtime state lives in the execution's environment (no Map, no Parallel).
+- ``cached_interpreter_clients``: moto's interpreter builds a new boto3 client for every task
+  it runs (about 18 ms each); this reuses one per region and service (boto3 clients are
+  thread-safe), built with the interpreter's own settings.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import re
 import threading
 from collections.abc import Iterator
@@ -122,3 +126,47 @@ def cached_program_parsing(cacheable_definitions: set[str]) -> Iterator[None]:
         with _cache_lock:
             ExecutionWorker._get_evaluation_entrypoint = original
             _cache_installed = False
+
+
+@contextmanager
+def cached_interpreter_clients() -> Iterator[None]:
+    """Reuse the boto3 clients moto's interpreter builds for its tasks (see module doc)."""
+    try:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            lambda_eval_utils,
+        )
+    except ImportError as error:
+        raise MotoPatchError(f"moto's Step Functions interpreter moved: {error}") from error
+    original = getattr(lambda_eval_utils, "boto_client_for", None)
+    if original is None or getattr(original, "_local_mode_cache", False):
+        raise MotoPatchError(
+            "moto's lambda_eval_utils.boto_client_for is missing or already cached: "
+            "port emulator/asl.py"
+        )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    if inspect.getsource(boto_client.boto_client_for).count("state_credentials") != 1:
+        raise MotoPatchError(
+            "moto's boto_client_for now uses state_credentials: caching its clients per "
+            "region and service would be wrong; port emulator/asl.py"
+        )
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's own boto_client_for ignores state_credentials (fixed fake keys): one client
+        # per region and service is what it would build every time.
+        with lock:
+            client = clients.get((region, service))
+            if client is None:
+                client = clients[(region, service)] = original(
+                    region=region, service=service, state_credentials=state_credentials
+                )
+        return client
+
+    boto_client_for._local_mode_cache = True  # type: ignore[attr-defined]
+    lambda_eval_utils.boto_client_for = boto_client_for
+    try:
+        yield
+    finally:
+        lambda_eval_utils.boto_client_for = original

@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.asl import cached_program_parsing, is_cacheable, shorten_retry_waits
+from emulator.asl import (
+    cached_interpreter_clients,
+    cached_program_parsing,
+    is_cacheable,
+    shorten_retry_waits,
+)
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
@@ -233,6 +238,7 @@ class LocalWorkflow:
             )
         if is_cacheable(self.definition):
             stack.enter_context(cached_program_parsing({text}))
+        stack.enter_context(cached_interpreter_clients())
         stack.enter_context(s3_object_created_hook(self._on_object_created))
 
     # -- events ---------------------------------------------------------------------------
@@ -292,6 +298,7 @@ class LocalWorkflow:
     ) -> Outcome:
         started = started if started is not None else time.perf_counter()
         deadline = time.monotonic() + self.execution_timeout
+        pause = 0.002
         while True:
             described = self._sfn.describe_execution(executionArn=execution_arn)
             if described["status"] in TERMINAL:
@@ -301,7 +308,9 @@ class LocalWorkflow:
                     f"{execution_arn} still {described['status']} after "
                     f"{self.execution_timeout:.0f} s"
                 )
-            time.sleep(0.002)
+            # Each poll is a moto call holding the GIL the execution needs: back off.
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.02)
         outcome = Outcome(
             file=file,
             s3_key=key,

@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from emulator.asl import (
+    cached_interpreter_clients,
     cached_program_parsing,
     indexed_path_uses,
     is_cacheable,
@@ -145,12 +146,12 @@ def test_indexed_paths_are_wrong_in_moto_and_are_reported(machine):
     assert indexed_path_uses(picking) == ["Pick.Parameters.first.$: $.items[0].b"]
 
 
-def test_a_cached_program_keeps_executions_apart(machine):
+def test_cached_programs_and_clients_keep_executions_apart(machine):
     sfn, function_arn, create = machine
     text = json.dumps(shorten_retry_waits(definition(function_arn)))
     assert is_cacheable(json.loads(text))
     machine_arn = create(text)
-    with cached_program_parsing({text}):
+    with cached_program_parsing({text}), cached_interpreter_clients():
         outcomes = [
             run(sfn, machine_arn, {"run": f"cached-{n}", "transient_failures": 1})[0]
             for n in range(3)
