@@ -127,6 +127,18 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
     assert evaluation["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
 
 
+def test_record_is_accepted_by_the_endpoint_stack(make_archive, tmp_path):
+    from stacks.model_record import ModelRecord
+
+    record_path = train.train_local(
+        make_archive(), tmp_path / "out", epochs=1, hyperparameters=TINY_RECIPE, num_threads=1
+    )
+    loaded = ModelRecord.load(record_path)
+    assert loaded.model_data_url == str(tmp_path / "out" / "model.tar.gz")
+    assert (loaded.image_repository, loaded.image_tag) == ("pytorch-inference", "2.6.0-cpu-py312")
+    assert loaded.is_local_artifact
+
+
 def test_evaluation_reproduces_from_the_artifact_alone(make_archive, tmp_path):
     output = tmp_path / "out"
     record = read_record(train.train_local(
