@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from emulator.assembly import REPO_ROOT, cached_assembly
+from emulator.assembly import CACHE_ROOT, REPO_ROOT, cached_assembly
 from emulator.workflow import LocalWorkflow, Outcome
 
 DEFAULT_MODEL_DIR = REPO_ROOT / "build" / "model"
@@ -25,6 +25,7 @@ class DemoResult:
     rows: list[tuple[Path, str, Outcome, float | None]]
     accuracy: float
     coverage: float
+    model_accuracy: float
     threshold: float
     report_dir: Path
 
@@ -124,14 +125,16 @@ def run_demo(
     model_dir: Path = DEFAULT_MODEL_DIR,
     data_dir: Path = DEFAULT_DATA_DIR,
     report_root: Path = DEFAULT_REPORT_ROOT,
+    assembly_cache: Path = CACHE_ROOT,
 ) -> DemoResult:
     started = time.perf_counter()
     data_root = stage(archive, data_dir)
     record = model_record(model_dir, data_root, epochs, log)
-    assembly = cached_assembly(record)
+    assembly = cached_assembly(record, cache_root=assembly_cache)
     print(f"assembly: {assembly}", file=log)
     images = sample_test_images(data_root, sample, seed)
     rows: list[tuple[Path, str, Outcome, float | None]] = []
+    argmax_hits: list[bool] = []
     with LocalWorkflow(assembly, record) as workflow:
         classify_fn = next(
             f.name for f in workflow.spec.functions if "ENDPOINT_NAME" in f.environment
@@ -159,13 +162,16 @@ def run_demo(
                 None,
             )
             rows.append((path, truth, outcome, max(inferences) if inferences else None))
+            if inferences:
+                argmax_hits.append(CLASSES[inferences.index(max(inferences))] == truth)
     classified = [(truth, o) for _, truth, o, _ in rows if o.status == "SUCCEEDED"]
     accuracy = (
         sum(truth == o.label for truth, o in classified) / len(classified) if classified else 0.0
     )
     coverage = len(classified) / len(rows) if rows else 0.0
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    result = DemoResult(rows, accuracy, coverage, threshold, report_root / stamp)
+    model_accuracy = sum(argmax_hits) / len(argmax_hits) if argmax_hits else 0.0
+    result = DemoResult(rows, accuracy, coverage, model_accuracy, threshold, report_root / stamp)
     write_report(result)
 
     print(f"{'image':<34} {'truth':<10} {'label':<10} {'confidence':>10}  outcome", file=out)
@@ -176,9 +182,11 @@ def run_demo(
             f"{path.name[:34]:<34} {truth:<10} {outcome.label or '-':<10} {shown:>10}  {verdict}",
             file=out,
         )
+    shown_accuracy = f"{accuracy:.1%}" if classified else "n/a"
     print(
-        f"\naccuracy {accuracy:.1%} on the {len(classified)} images classified above the "
-        f"threshold {threshold:.2f} ({coverage:.0%} of {len(rows)}); "
+        f"\naccuracy {shown_accuracy} on the {len(classified)} images classified above the "
+        f"threshold {threshold:.2f} ({coverage:.0%} of {len(rows)}); the model's top class "
+        f"is right for {model_accuracy:.1%} of all {len(argmax_hits)}; "
         f"{time.perf_counter() - started:.1f} s",
         file=out,
     )

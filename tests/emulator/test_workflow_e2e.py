@@ -212,3 +212,30 @@ def test_the_classify_command(assembly, trained, images, tmp_path):
     assert lines[0]["status"] in ("SUCCEEDED", "FAILED")
     assert lines[1]["status"] == "FAILED" and lines[1]["error"] == "InvalidImage"
     assert list((tmp_path / "capture").rglob("*.jsonl"))
+
+
+def test_the_demo_reuses_the_model_and_writes_its_report(trained, tmp_path):
+    import io
+
+    from emulator.demo import run_demo
+
+    record, test_dir = trained
+    out, log = io.StringIO(), io.StringIO()
+    result = run_demo(
+        archive=ARCHIVE,
+        sample=4,
+        seed=1,
+        epochs=None,
+        out=out,
+        log=log,
+        model_dir=record.parent,
+        data_dir=test_dir.parent,
+        report_root=tmp_path / "reports",
+        assembly_cache=tmp_path / "assemblies",
+    )
+    assert "reusing" in log.getvalue()
+    assert len(result.rows) == 4
+    assert {truth for _, truth, _, _ in result.rows} == set(CLASSES)
+    for name in ("confusion_matrix.png", "confidence_histogram.png", "outcomes.jsonl"):
+        assert (result.report_dir / name).is_file()
+    assert f"report: {result.report_dir}" in out.getvalue()
