@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -69,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.model, endpoint_name=args.endpoint_name, port=args.port, capture=capture
     )
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stopped.set())
     with endpoint:
         name = args.endpoint_name or "<any name>"
         print(
@@ -78,8 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        with suppress(KeyboardInterrupt):
-            stopped.wait()
+        stopped.wait()
     return 0
 
 
