@@ -186,8 +186,9 @@ def wait_for_job(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Poll until the job ends; return its description, or raise CloudError if it failed."""
-    with tqdm(desc=f"training job {job_name}", unit="s", bar_format="{desc}: {postfix} "
-              "[{elapsed}]") as progress:
+    with tqdm(
+        desc=f"training job {job_name}", unit="s", bar_format="{desc}: {postfix} [{elapsed}]"
+    ) as progress:
         while True:
             description = sagemaker_client.describe_training_job(TrainingJobName=job_name)
             status = description["TrainingJobStatus"]

@@ -173,8 +173,13 @@ def _plot_histogram(scored: list[Scored], threshold: float, path: Path) -> None:
     bins = np.linspace(0.5, 1.0, 26)
     right = [item.confidence for item in scored if item.predicted == item.label]
     wrong = [item.confidence for item in scored if item.predicted != item.label]
-    axes.hist([right, wrong], bins=bins, stacked=True, label=["correct", "wrong"],
-              color=["tab:green", "tab:red"])
+    axes.hist(
+        [right, wrong],
+        bins=bins,
+        stacked=True,
+        label=["correct", "wrong"],
+        color=["tab:green", "tab:red"],
+    )
     axes.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f}")
     axes.set_xlabel("top-class probability")
     axes.set_ylabel("test images")
@@ -189,8 +194,7 @@ def _plot_sweep(sweep: list[dict], threshold: float, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
     thresholds = [row["threshold"] for row in sweep]
     axes.plot(thresholds, [row["coverage"] for row in sweep], label="coverage (passing share)")
-    axes.plot(thresholds, [row["accuracy"] or np.nan for row in sweep],
-              label="accuracy of passing")
+    axes.plot(thresholds, [row["accuracy"] or np.nan for row in sweep], label="accuracy of passing")
     axes.axvline(threshold, color="black", linestyle="--", label=f"recommended {threshold:.2f}")
     axes.set_xlabel("confidence threshold")
     axes.set_ylim(0, 1.02)
@@ -276,15 +280,25 @@ def main(argv: list[str] | None = None) -> int:
         "handlers; write plots and print (or store in a model record) the evaluation."
     )
     parser.add_argument("--model", type=Path, required=True, help="path of model.tar.gz")
-    parser.add_argument("--test-dir", type=Path, required=True,
-                        help="staged test split: {bicycle,motorcycle}/*.png")
+    parser.add_argument(
+        "--test-dir", type=Path, required=True, help="staged test split: {bicycle,motorcycle}/*.png"
+    )
     parser.add_argument("--output", type=Path, required=True, help="folder for the plots")
-    parser.add_argument("--record", type=Path,
-                        help="model-record.json whose 'evaluation' block to replace")
-    parser.add_argument("--target-accuracy", type=float, default=DEFAULT_TARGET_ACCURACY,
-                        help="accuracy the confidence filter should reach on passing images")
-    parser.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                        help="share of images that must pass the recommended threshold")
+    parser.add_argument(
+        "--record", type=Path, help="model-record.json whose 'evaluation' block to replace"
+    )
+    parser.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=DEFAULT_TARGET_ACCURACY,
+        help="accuracy the confidence filter should reach on passing images",
+    )
+    parser.add_argument(
+        "--min-coverage",
+        type=float,
+        default=DEFAULT_MIN_COVERAGE,
+        help="share of images that must pass the recommended threshold",
+    )
     args = parser.parse_args(argv)
     try:
         evaluation = evaluate_artifact(

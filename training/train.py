@@ -102,8 +102,16 @@ def train_local(
             arguments += ["--num-threads", str(num_threads)]
         hp, paths, threads = entry.parse_args(
             arguments
-            + ["--train-dir", str(data_root / "train"), "--test-dir", str(data_root / "test"),
-               "--model-dir", model_dir, "--output-data-dir", str(output)]
+            + [
+                "--train-dir",
+                str(data_root / "train"),
+                "--test-dir",
+                str(data_root / "test"),
+                "--model-dir",
+                model_dir,
+                "--output-data-dir",
+                str(output),
+            ]
         )
         try:
             metrics = entry.train(hp, paths, threads)
@@ -133,8 +141,9 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
     sagemaker = session.client("sagemaker")
     bucket, role_arn = cloud.read_stack_parameters(session.client("ssm"), args.ssm_prefix)
     output = args.output.resolve()
-    data_root = _stage(args.archive, (args.data_dir or output / "data").resolve(),
-                       args.skip_staging)
+    data_root = _stage(
+        args.archive, (args.data_dir or output / "data").resolve(), args.skip_staging
+    )
     if not args.skip_staging:
         report = stage_data.upload_folder(data_root, bucket, cloud.DATA_PREFIX, s3)
         print(f"uploaded {report.uploaded} file(s), {report.unchanged} already there unchanged")
@@ -143,9 +152,15 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
     if args.epochs is not None:
         values["epochs"] = args.epochs
     options = cloud.JobOptions(
-        job_name=job_name, region=region, bucket=bucket, role_arn=role_arn,
-        instance_type=args.instance_type, max_runtime_seconds=args.max_runtime,
-        spot=args.spot, max_wait_seconds=args.max_wait, hyperparameters=values,
+        job_name=job_name,
+        region=region,
+        bucket=bucket,
+        role_arn=role_arn,
+        instance_type=args.instance_type,
+        max_runtime_seconds=args.max_runtime,
+        spot=args.spot,
+        max_wait_seconds=args.max_wait,
+        hyperparameters=values,
         image_uri=args.image_uri,
     )
     with tempfile.TemporaryDirectory(prefix="scones-source-") as workdir:
@@ -166,9 +181,12 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
         model_data_url=model_url,
         image_uri=args.inference_image_uri
         or pytorch_image_uri(region, "inference", args.endpoint_instance_type),
-        metrics={**metrics, "test_accuracy": evaluation["accuracy"],
-                 "test_size": evaluation["test_size"],
-                 "train_seconds": description.get("TrainingTimeInSeconds")},
+        metrics={
+            **metrics,
+            "test_accuracy": evaluation["accuracy"],
+            "test_size": evaluation["test_size"],
+            "train_seconds": description.get("TrainingTimeInSeconds"),
+        },
         training_job_name=job_name,
         evaluation=evaluation,
     )
@@ -189,47 +207,87 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--local", action="store_true",
-                        help="train in this process on CPU instead of a SageMaker job")
-    parser.add_argument("--archive", type=Path,
-                        help="CIFAR-100 python archive (official layout); default: download "
-                        "the official one and check its md5")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help="folder for model.tar.gz, metrics.json, plots and "
-                        "model-record.json (default: build/model under the repo root)")
-    parser.add_argument("--data-dir", type=Path,
-                        help="folder for the staged PNGs (default: OUTPUT/data)")
-    parser.add_argument("--skip-staging", action="store_true",
-                        help="the data is already staged in --data-dir (and, in cloud mode, "
-                        "uploaded to s3://BUCKET/data/)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="train in this process on CPU instead of a SageMaker job",
+    )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="CIFAR-100 python archive (official layout); default: download "
+        "the official one and check its md5",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="folder for model.tar.gz, metrics.json, plots and "
+        "model-record.json (default: build/model under the repo root)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="folder for the staged PNGs (default: OUTPUT/data)"
+    )
+    parser.add_argument(
+        "--skip-staging",
+        action="store_true",
+        help="the data is already staged in --data-dir (and, in cloud mode, "
+        "uploaded to s3://BUCKET/data/)",
+    )
     parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--hyperparameter", type=_key_value, action="append", default=[],
-                        metavar="NAME=VALUE",
-                        help="any other entry-point option, e.g. learning-rate=0.02 "
-                        "(repeatable; see training/model/train_model.py --help)")
+    parser.add_argument(
+        "--hyperparameter",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other entry-point option, e.g. learning-rate=0.02 "
+        "(repeatable; see training/model/train_model.py --help)",
+    )
     parser.add_argument("--num-threads", type=int, help="--local: torch threads (default: all)")
     cloud_options = parser.add_argument_group("SageMaker job (without --local)")
     cloud_options.add_argument("--region", help="AWS region (default: the configured one)")
-    cloud_options.add_argument("--ssm-prefix", default=cloud.DEFAULT_SSM_PREFIX,
-                               help="prefix of the storage stack's SSM parameters "
-                               f"(default: {cloud.DEFAULT_SSM_PREFIX})")
-    cloud_options.add_argument("--instance-type", default="ml.m5.large",
-                               help="training instance type (default: ml.m5.large)")
-    cloud_options.add_argument("--spot", action="store_true",
-                               help="managed spot training, checkpoints in s3://BUCKET/checkpoints/")
-    cloud_options.add_argument("--max-runtime", type=int, default=3600,
-                               help="seconds of training before SageMaker stops the job")
-    cloud_options.add_argument("--max-wait", type=int, default=7200,
-                               help="--spot: seconds to wait for spot capacity plus training")
+    cloud_options.add_argument(
+        "--ssm-prefix",
+        default=cloud.DEFAULT_SSM_PREFIX,
+        help=f"prefix of the storage stack's SSM parameters (default: {cloud.DEFAULT_SSM_PREFIX})",
+    )
+    cloud_options.add_argument(
+        "--instance-type",
+        default="ml.m5.large",
+        help="training instance type (default: ml.m5.large)",
+    )
+    cloud_options.add_argument(
+        "--spot",
+        action="store_true",
+        help="managed spot training, checkpoints in s3://BUCKET/checkpoints/",
+    )
+    cloud_options.add_argument(
+        "--max-runtime",
+        type=int,
+        default=3600,
+        help="seconds of training before SageMaker stops the job",
+    )
+    cloud_options.add_argument(
+        "--max-wait",
+        type=int,
+        default=7200,
+        help="--spot: seconds to wait for spot capacity plus training",
+    )
     cloud_options.add_argument("--job-name", help="training job name (default: timestamped)")
     cloud_options.add_argument("--image-uri", help="training image (default: PyTorch 2.6.0 DLC)")
-    cloud_options.add_argument("--inference-image-uri",
-                               help="inference image for the record (default: PyTorch 2.6.0 DLC)")
-    cloud_options.add_argument("--endpoint-instance-type", default=DEFAULT_ENDPOINT_INSTANCE,
-                               help="picks the cpu or gpu inference image (default: ml.m5.large)")
-    cloud_options.add_argument("--poll-seconds", type=float, default=30.0,
-                               help="seconds between job status checks")
+    cloud_options.add_argument(
+        "--inference-image-uri", help="inference image for the record (default: PyTorch 2.6.0 DLC)"
+    )
+    cloud_options.add_argument(
+        "--endpoint-instance-type",
+        default=DEFAULT_ENDPOINT_INSTANCE,
+        help="picks the cpu or gpu inference image (default: ml.m5.large)",
+    )
+    cloud_options.add_argument(
+        "--poll-seconds", type=float, default=30.0, help="seconds between job status checks"
+    )
     return parser
 
 
@@ -242,13 +300,23 @@ def main(argv: list[str] | None = None, session: Any | None = None) -> int:
     try:
         if args.local:
             record_path = train_local(
-                args.archive, args.output, args.epochs, args.seed, args.data_dir,
-                args.skip_staging, dict(args.hyperparameter), args.num_threads,
+                args.archive,
+                args.output,
+                args.epochs,
+                args.seed,
+                args.data_dir,
+                args.skip_staging,
+                dict(args.hyperparameter),
+                args.num_threads,
             )
         else:
             record_path = train_cloud(args, session)
-    except (cloud.CloudError, stage_data.StagingError, EvaluationError,
-            UnsupportedImageRequest) as error:
+    except (
+        cloud.CloudError,
+        stage_data.StagingError,
+        EvaluationError,
+        UnsupportedImageRequest,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as error:

@@ -18,9 +18,7 @@ FINE_LABEL_NAMES[MOTORCYCLE] = b"motorcycle"
 def class_images(rng: np.random.Generator, label: int, count: int) -> np.ndarray:
     """Unique noisy rows (N x 3072, red then green then blue planes) tinted per class."""
     tint = {BICYCLE: (200, 60, 60), MOTORCYCLE: (60, 60, 200)}.get(label, (120, 120, 120))
-    planes = [
-        np.clip(rng.normal(channel, 40, size=(count, 1024)), 0, 255) for channel in tint
-    ]
+    planes = [np.clip(rng.normal(channel, 40, size=(count, 1024)), 0, 255) for channel in tint]
     return np.concatenate(planes, axis=1).astype(np.uint8)
 
 
@@ -49,8 +47,10 @@ def build_rows(
 
 def write_archive(path: Path, splits: dict[str, object], meta: object | None = None) -> Path:
     """A .tar.gz with cifar-100-python/{meta,<splits>} pickled with protocol 2."""
-    members = {"meta": meta or {b"fine_label_names": FINE_LABEL_NAMES,
-                                 b"coarse_label_names": [b"vehicles_1"] * 20}}
+    members = {
+        "meta": meta
+        or {b"fine_label_names": FINE_LABEL_NAMES, b"coarse_label_names": [b"vehicles_1"] * 20}
+    }
     members.update(splits)
     with tarfile.open(path, "w:gz") as archive:
         for name, content in members.items():
@@ -59,5 +59,3 @@ def write_archive(path: Path, splits: dict[str, object], meta: object | None = N
             info.size = len(payload)
             archive.addfile(info, io.BytesIO(payload))
     return path
-
-

@@ -37,11 +37,13 @@ def expected_request(spot: bool) -> dict:
     hyperparameters = {"seed": "0", "epochs": "2"}
     if spot:
         hyperparameters["checkpoint-dir"] = '"/opt/ml/checkpoints"'
-    hyperparameters.update({
-        "sagemaker_program": '"train_model.py"',
-        "sagemaker_submit_directory": f'"{SOURCE_URI}"',
-        "sagemaker_region": '"us-east-1"',
-    })
+    hyperparameters.update(
+        {
+            "sagemaker_program": '"train_model.py"',
+            "sagemaker_submit_directory": f'"{SOURCE_URI}"',
+            "sagemaker_region": '"us-east-1"',
+        }
+    )
     request = {
         "TrainingJobName": JOB,
         "AlgorithmSpecification": {
@@ -54,18 +56,19 @@ def expected_request(spot: bool) -> dict:
         "InputDataConfig": [
             {
                 "ChannelName": split,
-                "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix",
-                    "S3Uri": f"s3://{BUCKET}/data/{split}/",
-                    "S3DataDistributionType": "FullyReplicated",
-                }},
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{BUCKET}/data/{split}/",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
                 "ContentType": "image/png",
             }
             for split in ("train", "test")
         ],
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                           "VolumeSizeInGB": 10},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         "EnableManagedSpotTraining": spot,
         "Tags": [{"Key": "project", "Value": "scones-unlimited"}],
@@ -82,7 +85,11 @@ def expected_request(spot: bool) -> dict:
 @pytest.mark.parametrize("spot", [False, True])
 def test_training_job_request_is_exact(spot):
     options = cloud.JobOptions(
-        job_name=JOB, region="us-east-1", bucket=BUCKET, role_arn=ROLE, spot=spot,
+        job_name=JOB,
+        region="us-east-1",
+        bucket=BUCKET,
+        role_arn=ROLE,
+        spot=spot,
         hyperparameters={"seed": 0, "epochs": 2},
     )
     assert cloud.build_training_job_request(options, SOURCE_URI) == expected_request(spot)
@@ -148,34 +155,61 @@ def test_cloud_mode_launches_waits_evaluates_and_writes_record(
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
     stubber = Stubber(sagemaker)
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
-    stubber.add_response("create_training_job", {"TrainingJobArn": arn},
-                         expected_params=expected_request(spot=True))
+    stubber.add_response(
+        "create_training_job", {"TrainingJobArn": arn}, expected_params=expected_request(spot=True)
+    )
     base = {
-        "TrainingJobName": JOB, "TrainingJobArn": arn,
+        "TrainingJobName": JOB,
+        "TrainingJobArn": arn,
         "AlgorithmSpecification": {"TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                           "VolumeSizeInGB": 10},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         "CreationTime": datetime.datetime(2026, 1, 1),
         "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/{artifact_key}"},
     }
-    stubber.add_response("describe_training_job", {
-        **base, "TrainingJobStatus": "InProgress", "SecondaryStatus": "Training",
-    }, expected_params={"TrainingJobName": JOB})
-    stubber.add_response("describe_training_job", {
-        **base, "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
-        "TrainingTimeInSeconds": 321,
-        "FinalMetricDataList": [
-            {"MetricName": "validation:accuracy", "Value": 0.94,
-             "Timestamp": datetime.datetime(2026, 1, 1)},
-        ],
-    }, expected_params={"TrainingJobName": JOB})
+    stubber.add_response(
+        "describe_training_job",
+        {
+            **base,
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Training",
+        },
+        expected_params={"TrainingJobName": JOB},
+    )
+    stubber.add_response(
+        "describe_training_job",
+        {
+            **base,
+            "TrainingJobStatus": "Completed",
+            "SecondaryStatus": "Completed",
+            "TrainingTimeInSeconds": 321,
+            "FinalMetricDataList": [
+                {
+                    "MetricName": "validation:accuracy",
+                    "Value": 0.94,
+                    "Timestamp": datetime.datetime(2026, 1, 1),
+                },
+            ],
+        },
+        expected_params={"TrainingJobName": JOB},
+    )
 
     output = tmp_path / "out"
     with stubber:
         code = train.main(
-            ["--archive", str(make_archive()), "--output", str(output), "--spot",
-             "--epochs", "2", "--job-name", JOB, "--poll-seconds", "0"],
+            [
+                "--archive",
+                str(make_archive()),
+                "--output",
+                str(output),
+                "--spot",
+                "--epochs",
+                "2",
+                "--job-name",
+                JOB,
+                "--poll-seconds",
+                "0",
+            ],
             session=MotoSession(sagemaker),
         )
         stubber.assert_no_pending_responses()
@@ -208,25 +242,35 @@ def test_cloud_mode_launches_waits_evaluates_and_writes_record(
 def test_failed_job_is_reported_in_one_line(tmp_path, capsys):
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
     stubber = Stubber(sagemaker)
-    stubber.add_response("describe_training_job", {
-        "TrainingJobName": JOB, "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:x/y",
-        "TrainingJobStatus": "Failed", "SecondaryStatus": "Failed",
-        "FailureReason": "AlgorithmError: out of memory",
-        "AlgorithmSpecification": {"TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                           "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        "CreationTime": datetime.datetime(2026, 1, 1),
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"},
-    })
+    stubber.add_response(
+        "describe_training_job",
+        {
+            "TrainingJobName": JOB,
+            "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:x/y",
+            "TrainingJobStatus": "Failed",
+            "SecondaryStatus": "Failed",
+            "FailureReason": "AlgorithmError: out of memory",
+            "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "ResourceConfig": {
+                "InstanceType": "ml.m5.large",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 10,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "CreationTime": datetime.datetime(2026, 1, 1),
+            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"},
+        },
+    )
     with stubber, pytest.raises(cloud.CloudError, match="ended Failed: AlgorithmError"):
         cloud.wait_for_job(sagemaker, JOB, poll_seconds=0)
 
 
 @mock_aws
 def test_missing_stack_parameters_say_to_deploy_the_storage_stack(tmp_path, capsys):
-    code = train.main(["--output", str(tmp_path), "--ssm-prefix", "/other"],
-                      session=MotoSession(boto3.client("sagemaker", region_name="us-east-1")))
+    code = train.main(
+        ["--output", str(tmp_path), "--ssm-prefix", "/other"],
+        session=MotoSession(boto3.client("sagemaker", region_name="us-east-1")),
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(error) == 1
@@ -235,13 +279,27 @@ def test_missing_stack_parameters_say_to_deploy_the_storage_stack(tmp_path, caps
 
 def test_no_credentials_fail_fast_in_one_line(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    env.update({"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "AWS_REGION": "us-east-1", "HOME": str(tmp_path)})
+    env.update(
+        {
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_REGION": "us-east-1",
+            "HOME": str(tmp_path),
+        }
+    )
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, str(train.REPO_ROOT / "training" / "train.py"),
-         "--output", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            str(train.REPO_ROOT / "training" / "train.py"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
     )
     elapsed = time.perf_counter() - started
     assert completed.returncode == 1
@@ -259,5 +317,7 @@ def test_hyperparameter_option_parses_json_values():
         ["--hyperparameter", "learning-rate=0.02", "--hyperparameter", "architecture=cnn3"]
     )
     assert dict(args.hyperparameter) == {"learning-rate": 0.02, "architecture": "cnn3"}
-    assert json.loads(cloud.encode_hyperparameters(dict(args.hyperparameter))["architecture"]) \
+    assert (
+        json.loads(cloud.encode_hyperparameters(dict(args.hyperparameter))["architecture"])
         == "cnn3"
+    )

@@ -29,10 +29,27 @@ def run_entry_point(staged, tmp_path, *extra: str):
     import train_model
 
     hp, paths, threads = train_model.parse_args(
-        ["--epochs", "1", "--architecture", "cnn3", "--width", "8", "--batch-size", "8",
-         "--num-threads", "1", "--train-dir", str(staged / "train"),
-         "--test-dir", str(staged / "test"), "--model-dir", str(tmp_path / "model"),
-         "--output-data-dir", str(tmp_path / "output"), *extra]
+        [
+            "--epochs",
+            "1",
+            "--architecture",
+            "cnn3",
+            "--width",
+            "8",
+            "--batch-size",
+            "8",
+            "--num-threads",
+            "1",
+            "--train-dir",
+            str(staged / "train"),
+            "--test-dir",
+            str(staged / "test"),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--output-data-dir",
+            str(tmp_path / "output"),
+            *extra,
+        ]
     )
     return train_model.train(hp, paths, threads)
 
@@ -42,7 +59,10 @@ def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_p
 
     model_dir = tmp_path / "model"
     assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*.*")) == [
-        "code/inference.py", "code/network.py", "model-config.json", "model.pth",
+        "code/inference.py",
+        "code/network.py",
+        "model-config.json",
+        "model.pth",
     ]
     config = json.loads((model_dir / "model-config.json").read_text())
     assert config["class_names"] == ["bicycle", "motorcycle"] and config["input_size"] == 32
@@ -110,7 +130,10 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
     assert record["metrics"]["hyperparameters"]["epochs"] == 1
     with tarfile.open(output / "model.tar.gz") as archive:
         assert sorted(archive.getnames()) == [
-            "code/inference.py", "code/network.py", "model-config.json", "model.pth",
+            "code/inference.py",
+            "code/network.py",
+            "model-config.json",
+            "model.pth",
         ]
     evaluation = record["evaluation"]
     for plot in evaluation["plots"].values():
@@ -120,8 +143,9 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
     assert len(baseline["top_confidences"]) == len(baseline["brightness"]) == 12
     assert set(baseline["width"]) == set(baseline["height"]) == {32}
     assert sum(baseline["predicted_class_mix"].values()) == pytest.approx(1.0)
-    assert evaluation["recommended_threshold"] in [r["threshold"] for r in
-                                                  evaluation["threshold_sweep"]]
+    assert evaluation["recommended_threshold"] in [
+        r["threshold"] for r in evaluation["threshold_sweep"]
+    ]
     matrix = evaluation["confusion_matrix"]["matrix"]
     assert sum(map(sum, matrix)) == 12
     assert evaluation["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
@@ -141,30 +165,51 @@ def test_record_is_accepted_by_the_endpoint_stack(make_archive, tmp_path):
 
 def test_evaluation_reproduces_from_the_artifact_alone(make_archive, tmp_path):
     output = tmp_path / "out"
-    record = read_record(train.train_local(
-        make_archive(), output, epochs=1, hyperparameters=TINY_RECIPE, num_threads=1
-    ))
+    record = read_record(
+        train.train_local(
+            make_archive(), output, epochs=1, hyperparameters=TINY_RECIPE, num_threads=1
+        )
+    )
     again = evaluate_artifact(output / "model.tar.gz", output / "data" / "test", tmp_path / "p")
-    assert again["baseline"]["top_confidences"] == record["evaluation"]["baseline"][
-        "top_confidences"]
+    assert (
+        again["baseline"]["top_confidences"] == record["evaluation"]["baseline"]["top_confidences"]
+    )
 
 
 def test_record_without_required_field_is_refused(tmp_path):
     with pytest.raises(InvalidRecord, match="lacks evaluation"):
         write_record(tmp_path / "r.json", {name: {} for name in REQUIRED_FIELDS[:-1]})
     with pytest.raises(InvalidRecord, match="neither s3"):
-        write_record(tmp_path / "r.json", {**{n: {} for n in REQUIRED_FIELDS},
-                                           "model_data_url": "relative/model.tar.gz"})
+        write_record(
+            tmp_path / "r.json",
+            {**{n: {} for n in REQUIRED_FIELDS}, "model_data_url": "relative/model.tar.gz"},
+        )
 
 
 def test_exact_local_command_runs_as_a_script(make_archive, tmp_path):
     output = tmp_path / "out"
     completed = subprocess.run(
-        [sys.executable, str(train.REPO_ROOT / "training" / "train.py"), "--local",
-         "--archive", str(make_archive()), "--output", str(output), "--epochs", "1",
-         "--num-threads", "1", "--hyperparameter", "architecture=cnn3",
-         "--hyperparameter", "width=8"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            str(train.REPO_ROOT / "training" / "train.py"),
+            "--local",
+            "--archive",
+            str(make_archive()),
+            "--output",
+            str(output),
+            "--epochs",
+            "1",
+            "--num-threads",
+            "1",
+            "--hyperparameter",
+            "architecture=cnn3",
+            "--hyperparameter",
+            "width=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert completed.returncode == 0, completed.stderr
     record_path = output / "model-record.json"
@@ -177,7 +222,9 @@ def test_exact_local_command_runs_as_a_script(make_archive, tmp_path):
 def test_help_documents_both_modes():
     completed = subprocess.run(
         [sys.executable, str(train.REPO_ROOT / "training" / "train.py"), "--help"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert completed.returncode == 0
     for option in ("--local", "--archive", "--output", "--epochs", "--spot", "--ssm-prefix"):

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from inference import CONFIG_FILE, MODEL_FILE, ProbabilityModel, fit_to_input
 from network import ARCHITECTURES, CLASS_NAMES, INPUT_SIZE, build_network
 from PIL import Image
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -159,6 +159,25 @@ def probability_accuracy(model: ProbabilityModel, images: torch.Tensor, labels: 
         return (model(images).argmax(1) == labels).float().mean().item()
 
 
+def warmed_up_ema(decay: float):
+    """An EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) over n updates.
+
+    A fixed decay keeps much of the random initial weights for the first hundred steps, so a
+    short run (a couple of epochs) would give a useless model; the ramp forgets them quickly.
+    """
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        step = int(num_averaged)
+        step_decay = min(decay, (1 + step) / (10 + step))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1 - step_decay)
+        else:
+            for average, value in zip(averaged, current, strict=True):
+                average.copy_(average * step_decay + value * (1 - step_decay))
+
+    return update
+
+
 def _save_checkpoint(path: Path, model, ema, optimizer, scheduler, best_state, state) -> None:
     payload = {
         "model": model.state_dict(),
@@ -201,9 +220,7 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
     network = build_network(hp.architecture, hp.width)
     # Validation, selection and the artifact use an exponential moving average of the weights
     # (BatchNorm statistics included): steadier than the raw weights on 900 images.
-    ema = AveragedModel(
-        network, multi_avg_fn=get_ema_multi_avg_fn(hp.ema_decay), use_buffers=True
-    )
+    ema = AveragedModel(network, multi_avg_fn=warmed_up_ema(hp.ema_decay), use_buffers=True)
     model = ProbabilityModel(ema.module, mean, std, flip_average=True)
     steps_per_epoch = -(-len(train_x) // hp.batch_size)
     optimizer = torch.optim.AdamW(
@@ -247,13 +264,19 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
         val_loss, val_accuracy = evaluate_logits(model, val_x, val_y, hp.label_smoothing)
         state.epoch = epoch
         state.history.append(
-            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-             "val_accuracy": val_accuracy}
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            }
         )
         improved = val_loss < state.best_val_loss  # loss: steadier than 100-image accuracy
         if improved:
             state.best_epoch, state.best_val_accuracy, state.best_val_loss = (
-                epoch, val_accuracy, val_loss
+                epoch,
+                val_accuracy,
+                val_loss,
             )
             state.epochs_without_improvement = 0
             best_state = copy.deepcopy(ema.module.state_dict())
@@ -266,8 +289,9 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
         if checkpoint:
             _save_checkpoint(checkpoint, network, ema, optimizer, scheduler, best_state, state)
         if state.epochs_without_improvement >= hp.patience:
-            log_line(f"early stop after epoch {epoch}: no better validation for "
-                     f"{hp.patience} epochs")
+            log_line(
+                f"early stop after epoch {epoch}: no better validation for {hp.patience} epochs"
+            )
             break
     progress.close()
 
@@ -325,42 +349,65 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                        help="peak learning rate of the one-cycle schedule")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="peak learning rate of the one-cycle schedule",
+    )
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
     parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
-    parser.add_argument("--width", type=int, default=defaults.width,
-                        help="channels of the first convolution")
-    parser.add_argument("--validation-fraction", type=float,
-                        default=defaults.validation_fraction)
-    parser.add_argument("--patience", type=int, default=defaults.patience,
-                        help="stop after this many epochs without a better validation score")
-    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
-                        help="per-step decay of the weight average that is validated and saved")
+    parser.add_argument(
+        "--width", type=int, default=defaults.width, help="channels of the first convolution"
+    )
+    parser.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="stop after this many epochs without a better validation score",
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=defaults.ema_decay,
+        help="per-step decay of the weight average that is validated and saved",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--num-threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--train-dir", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
     parser.add_argument("--test-dir", type=Path, default=_env_path("SM_CHANNEL_TEST"))
     parser.add_argument("--model-dir", type=Path, default=_env_path("SM_MODEL_DIR"))
-    parser.add_argument("--output-data-dir", type=Path,
-                        default=_env_path("SM_OUTPUT_DATA_DIR"))
-    parser.add_argument("--checkpoint-dir", type=Path,
-                        help="save and resume from a checkpoint here (managed spot training)")
+    parser.add_argument("--output-data-dir", type=Path, default=_env_path("SM_OUTPUT_DATA_DIR"))
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="save and resume from a checkpoint here (managed spot training)",
+    )
     args = parser.parse_args(argv)
     for name in ("train_dir", "model_dir", "output_data_dir"):
         if getattr(args, name) is None:
             parser.error(f"--{name.replace('_', '-')} is required outside the SageMaker container")
     hp = Hyperparameters(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-        architecture=args.architecture, width=args.width,
-        validation_fraction=args.validation_fraction, patience=args.patience,
-        ema_decay=args.ema_decay, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        architecture=args.architecture,
+        width=args.width,
+        validation_fraction=args.validation_fraction,
+        patience=args.patience,
+        ema_decay=args.ema_decay,
+        seed=args.seed,
     )
     paths = RunPaths(
-        train_dir=args.train_dir, model_dir=args.model_dir, output_data_dir=args.output_data_dir,
-        test_dir=args.test_dir, checkpoint_dir=args.checkpoint_dir,
+        train_dir=args.train_dir,
+        model_dir=args.model_dir,
+        output_data_dir=args.output_data_dir,
+        test_dir=args.test_dir,
+        checkpoint_dir=args.checkpoint_dir,
     )
     if paths.checkpoint_dir:
         paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
