@@ -1,0 +1,189 @@
+"""The drift monitor Lambda end to end on moto S3: capture objects and a baseline in, report
+object, PNG plots and EMF metrics out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_src.drift_monitor import handler as monitor
+from tests.drift.conftest import capture_line, confidences, model_record, png_bytes
+
+BUCKET = "scones-monitoring"
+CAPTURE_PREFIX = "data-capture/scones-classifier/"
+BASELINE_KEY = "monitoring/baseline.json"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "drift-monitor"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:drift-monitor"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def without_plots(monkeypatch):
+    """Skip matplotlib (seconds per call) where a test checks no plot."""
+    monkeypatch.setattr(
+        monitor,
+        "render_plots",
+        lambda *_: {monitor.CONFIDENCE_PLOT: PNG_MAGIC, "timeline.png": PNG_MAGIC},
+    )
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    for name, value in {
+        "BUCKET_NAME": BUCKET,
+        "CAPTURE_PREFIX": CAPTURE_PREFIX,
+        "BASELINE_KEY": BASELINE_KEY,
+        "REPORT_PREFIX": "monitoring/reports/",
+        "WINDOW_MINUTES": "60",
+        "DRIFT_THRESHOLD": "0.2",
+        "CONFIDENCE_THRESHOLD": "0.8",
+        "MIN_RECORDS": "30",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monitor.reset_clients()
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    monitor.reset_clients()
+
+
+def _baseline_levels() -> tuple[list[float], list[float]]:
+    return confidences(200, 0.5, 1.0, 0), confidences(200, 80, 180, 1)
+
+
+def _put_baseline(s3) -> None:
+    baseline = monitor.build_baseline(model_record(*_baseline_levels()))
+    s3.put_object(Bucket=BUCKET, Key=BASELINE_KEY, Body=json.dumps(baseline).encode())
+
+
+def _put_capture(s3, when: datetime, lines: list[str], variant: str = "AllTraffic") -> str:
+    key = f"{CAPTURE_PREFIX}{variant}/{when:%Y/%m/%d/%H}/{when:%M-%S}-000-test.jsonl"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=("\n".join(lines) + "\n").encode())
+    return key
+
+
+def _traffic(count: int, brightness_factor: float, seed: int) -> list[tuple[float, bytes]]:
+    top, levels = confidences(count, 0.5, 1.0, seed), confidences(count, 80, 180, seed + 1)
+    return [
+        (confidence, png_bytes(int(level * brightness_factor), index))
+        for index, (confidence, level) in enumerate(zip(top, levels, strict=True))
+    ]
+
+
+def _fill_window(s3, brightness_factor: float, per_file: int = 10, files: int = 6) -> None:
+    """``files`` capture files of ``per_file`` records within the last hour, plus one file
+    two hours back that the window must leave out, and one malformed line."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    traffic = _traffic(per_file * files, brightness_factor, seed=5)
+    for index in range(files):
+        when = now - timedelta(minutes=50 - 8 * index)
+        chunk = traffic[index * per_file : (index + 1) * per_file]
+        lines = [
+            capture_line((c, 1 - c) if n % 2 else (1 - c, c), image, when + timedelta(seconds=n))
+            for n, (c, image) in enumerate(chunk)
+        ]
+        if index == 0:
+            lines.append("{truncated")
+        _put_capture(s3, when, lines, variant="AllTraffic" if index % 2 else "Canary")
+    old = now - timedelta(hours=2)
+    _put_capture(s3, old, [capture_line((0.51, 0.49), png_bytes(10, 99), old)] * 40)
+
+
+def test_a_clean_window_reports_no_drift_with_report_plots_and_metrics(s3, emitted_metrics):
+    _put_baseline(s3)
+    _fill_window(s3, brightness_factor=1.0)
+    report = monitor.lambda_handler({"source": "aws.scheduler"}, FakeLambdaContext())
+
+    assert report["status"] == "ok"
+    assert report["records"] == 60
+    assert report["drift"] is False
+    assert report["skipped_lines"] == 1 and report["skipped"][0]["error"].startswith("not JSON")
+    assert report["files"] == 6
+    assert report["test"] == "ks_2samp" and report["threshold"] == 0.2
+    stored = json.loads(s3.get_object(Bucket=BUCKET, Key=report["report_key"])["Body"].read())
+    assert stored == report
+    now = datetime.now(UTC)
+    assert report["report_key"].startswith(f"monitoring/reports/{now:%Y/%m/%d}/")
+    assert report["report_key"].endswith("-report.json")
+    for key in report["plots"].values():
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().startswith(PNG_MAGIC)
+    assert set(report["plots"]) == {"confidence_histogram", "timeline"}
+
+    metrics = {blob["name"]: blob for blob in emitted_metrics()}
+    assert set(metrics) == {
+        "CapturedRecords",
+        "DriftDetected",
+        "DriftScore",
+        "LowConfidenceRate",
+        "BicycleShare",
+        "MeanBrightness",
+    }
+    assert all(blob["namespace"] == "SconesUnlimited" for blob in metrics.values())
+    assert all(blob["dimensions"] == [[]] for blob in metrics.values())
+    assert (metrics["DriftDetected"]["value"], metrics["DriftDetected"]["unit"]) == (0.0, "Count")
+    assert metrics["CapturedRecords"]["value"] == 60.0
+    assert metrics["LowConfidenceRate"]["unit"] == "None"
+    assert metrics["LowConfidenceRate"]["value"] == pytest.approx(report["low_confidence_rate"])
+    assert metrics["BicycleShare"]["value"] == 0.5
+
+
+def test_a_dark_window_is_flagged(s3, emitted_metrics, without_plots):
+    _put_baseline(s3)
+    _fill_window(s3, brightness_factor=0.3)
+    report = monitor.lambda_handler({}, FakeLambdaContext())
+    assert report["drift"] is True
+    assert report["features"]["brightness"]["drift"] is True
+    assert report["score"] > 0.8
+    metrics = {blob["name"]: blob["value"] for blob in emitted_metrics()}
+    assert metrics["DriftDetected"] == 1.0
+    assert metrics["DriftScore"] == pytest.approx(report["score"])
+
+
+def test_no_traffic_is_reported_as_such_with_only_the_record_count(s3, emitted_metrics):
+    _put_baseline(s3)
+    report = monitor.lambda_handler({}, FakeLambdaContext())
+    assert (report["status"], report["drift"], report["records"]) == ("no_traffic", False, 0)
+    assert s3.get_object(Bucket=BUCKET, Key=report["report_key"])
+    assert {blob["name"]: blob["value"] for blob in emitted_metrics()} == {"CapturedRecords": 0.0}
+
+
+def test_the_event_can_widen_the_window(s3, without_plots):
+    _put_baseline(s3)
+    _fill_window(s3, brightness_factor=1.0)
+    report = monitor.lambda_handler({"window_minutes": 180}, FakeLambdaContext())
+    assert report["records"] == 100
+    assert report["window"]["minutes"] == 180
+
+
+def test_a_missing_baseline_is_a_typed_error(s3):
+    with pytest.raises(monitor.BaselineNotFound, match=BASELINE_KEY):
+        monitor.lambda_handler({}, FakeLambdaContext())
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("BUCKET_NAME", "", "BUCKET_NAME is not set"),
+        ("WINDOW_MINUTES", "0", "WINDOW_MINUTES"),
+        ("DRIFT_THRESHOLD", "1.5", "DRIFT_THRESHOLD"),
+        ("CONFIDENCE_THRESHOLD", "high", "CONFIDENCE_THRESHOLD"),
+        ("MIN_RECORDS", "2.5", "MIN_RECORDS"),
+    ],
+)
+def test_bad_configuration_is_a_typed_error(s3, monkeypatch, name, value, message):
+    _put_baseline(s3)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(monitor.ConfigurationError, match=message):
+        monitor.lambda_handler({}, FakeLambdaContext())
