@@ -1,4 +1,5 @@
-"""``python -m emulator``: the local mode's commands (serve, classify, demo)."""
+"""``python -m emulator``: the local mode's commands (serve, classify, demo, drift,
+shifted-batch)."""
 
 # ruff: noqa: E402  (the environment is set before the imports it affects)
 
@@ -22,6 +23,9 @@ from typing import TextIO
 
 from emulator.errors import EmulatorError
 
+DEFAULT_DRIFT_REPORT_ROOT = Path("build/local-mode/drift")
+SHIFT_NAMES = ("clean", "dark", "blur", "rotate")
+
 DESCRIPTION = """\
 Run the Scones Unlimited workflow offline: the state machine CDK synthesizes, the real Lambda
 handler files and the model's own inference code, on moto (S3, Step Functions) and a local
@@ -32,6 +36,9 @@ commands:
             (POST /endpoints/<name>/invocations, GET /ping) on 127.0.0.1
   classify  upload files under incoming/ and print one JSON line per file
   demo      stage the data, train once, classify a test sample, write a report
+  drift     run the drift monitor over a capture folder against the model's baseline
+  shifted-batch
+            send test images, clean or shifted (dark, blur, rotate), through the workflow
 """
 
 
@@ -125,6 +132,76 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         except StagingError as error:
             raise EmulatorError(f"staging failed: {error}") from error
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from emulator.drift import analyse_capture_dir
+    from lambda_src.drift_monitor.handler import DriftSettings
+
+    defaults = DriftSettings()
+    settings = DriftSettings(
+        drift_threshold=defaults.drift_threshold if args.threshold is None else args.threshold,
+        confidence_threshold=args.confidence_threshold,
+        min_records=defaults.min_records if args.min_records is None else args.min_records,
+    )
+    if not 0.0 < settings.drift_threshold < 1.0:
+        raise EmulatorError(f"--threshold {args.threshold} is not a KS statistic in (0, 1)")
+    if args.confidence_threshold is not None and not 0.0 < args.confidence_threshold <= 1.0:
+        raise EmulatorError(f"--confidence-threshold {args.confidence_threshold} is not in (0, 1]")
+    if settings.min_records < 1:
+        raise EmulatorError(f"--min-records {args.min_records} is not at least 1")
+    report_dir = args.report_dir or DEFAULT_DRIFT_REPORT_ROOT / datetime.now(UTC).strftime(
+        "%Y%m%d-%H%M%S-%f"
+    )
+    report = analyse_capture_dir(args.model, args.capture_dir, settings, report_dir)
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_shifted_batch(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from emulator.assembly import cached_assembly, model_record_for
+    from emulator.demo import stage
+    from emulator.drift import make_batch, send_batch, test_split_images
+    from emulator.workflow import LocalWorkflow
+    from training.stage_data import StagingError
+
+    if args.count < 1:
+        raise EmulatorError(f"--count {args.count} is not at least 1")
+    try:
+        data_root = stage(args.archive, args.data_dir)
+    except StagingError as error:
+        raise EmulatorError(f"staging failed: {error}") from error
+    images = make_batch(test_split_images(data_root), args.shift, args.count, args.seed)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="emulator-shifted-") as workdir:
+        record = model_record_for(args.model, Path(workdir))
+        assembly = args.cdk_out or cached_assembly(record)
+        log_path = args.log or Path(workdir) / "lambda.log"
+        with (
+            _results_stdout(log_path if not args.verbose else None) as out,
+            LocalWorkflow(assembly, record, capture_dir=args.capture_dir) as workflow,
+        ):
+            summary = send_batch(
+                workflow,
+                images,
+                progress=lambda items: tqdm(
+                    items, desc=f"{args.shift} batch", unit="image", file=sys.stderr
+                ),
+            )
+            summary.update(
+                shift=args.shift,
+                seed=args.seed,
+                capture_dir=str(args.capture_dir),
+                seconds=round(time.perf_counter() - started, 1),
+            )
+            out.write(json.dumps(summary) + "\n")
     return 0
 
 
@@ -232,6 +309,97 @@ def build_parser() -> argparse.ArgumentParser:
         help="handlers' logs (default: build/local-mode/demo-lambda.log)",
     )
     demo.set_defaults(handler=cmd_demo)
+
+    drift = commands.add_parser(
+        "drift",
+        help="drift report of a capture folder against the model's baseline",
+        description="Read every line of every .jsonl capture file under DIR (the layout "
+        "classify --capture-dir writes), compare the top-class confidence and the input "
+        "brightness with the test-split baseline in the model record (two-sample "
+        "Kolmogorov-Smirnov test per feature: drift when D > --threshold with p < 0.01 / "
+        "features), write report.json and PNG plots, print the report as one JSON object.",
+    )
+    drift.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the model record JSON (its evaluation.baseline), or a model.tar.gz next to one",
+    )
+    drift.add_argument(
+        "--capture-dir", type=Path, required=True, metavar="DIR", help="the capture folder"
+    )
+    drift.add_argument(
+        "--threshold",
+        type=float,
+        help="KS statistic D above which a feature drifts (default: the monitor's, 0.2)",
+    )
+    drift.add_argument(
+        "--confidence-threshold",
+        type=float,
+        help="the workflow's threshold, for the low-confidence rate (default: the record's "
+        "recommended threshold)",
+    )
+    drift.add_argument(
+        "--min-records",
+        type=int,
+        help="fewest records for a verdict (default: the monitor's, 30)",
+    )
+    drift.add_argument(
+        "--report-dir",
+        type=Path,
+        metavar="DIR",
+        help="where report.json and the plots go (default: build/local-mode/drift/<time>)",
+    )
+    drift.set_defaults(handler=cmd_drift)
+
+    shifted = commands.add_parser(
+        "shifted-batch",
+        help="send clean or shifted test images through the local workflow, with capture",
+        description="Draw --count images from the staged test split (with replacement, "
+        "seeded), shift them (dark: 40%% brightness, blur: Gaussian 1.5 px, rotate: 90 "
+        "degrees, clean: unchanged), upload each under incoming/ of the local workflow and "
+        "keep the endpoint's data capture under --capture-dir. Prints one JSON summary.",
+    )
+    shifted.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="model.tar.gz, or the model record JSON that training writes",
+    )
+    shifted.add_argument("--shift", choices=SHIFT_NAMES, required=True, help="the change")
+    shifted.add_argument("--count", type=int, default=200, help="images (default: 200)")
+    shifted.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    shifted.add_argument(
+        "--capture-dir", type=Path, required=True, metavar="DIR", help="keep the capture here"
+    )
+    shifted.add_argument(
+        "--archive",
+        type=Path,
+        metavar="PATH",
+        help="CIFAR-100 archive to stage the test split from when --data-dir has none",
+    )
+    shifted.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("build/data"),
+        metavar="DIR",
+        help="staged images, DIR/test/{bicycle,motorcycle}/*.png (default: build/data)",
+    )
+    shifted.add_argument(
+        "--cdk-out",
+        type=Path,
+        metavar="DIR",
+        help="use this synthesized assembly (default: synthesize, cached)",
+    )
+    shifted.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="append the handlers' logs here (default: a temp file)",
+    )
+    shifted.set_defaults(handler=cmd_shifted_batch)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -135,7 +136,9 @@ def run_demo(
     images = sample_test_images(data_root, sample, seed)
     rows: list[tuple[Path, str, Outcome, float | None]] = []
     argmax_hits: list[bool] = []
-    with LocalWorkflow(assembly, record) as workflow:
+    report_dir = report_root / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    capture_dir = report_dir / "capture"
+    with LocalWorkflow(assembly, record, capture_dir=capture_dir) as workflow:
         classify_fn = next(
             f.name for f in workflow.spec.functions if "ENDPOINT_NAME" in f.environment
         )
@@ -169,10 +172,10 @@ def run_demo(
         sum(truth == o.label for truth, o in classified) / len(classified) if classified else 0.0
     )
     coverage = len(classified) / len(rows) if rows else 0.0
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     model_accuracy = sum(argmax_hits) / len(argmax_hits) if argmax_hits else 0.0
-    result = DemoResult(rows, accuracy, coverage, model_accuracy, threshold, report_root / stamp)
+    result = DemoResult(rows, accuracy, coverage, model_accuracy, threshold, report_dir)
     write_report(result)
+    drift_line = drift_report(record, capture_dir, threshold, report_dir / "drift")
 
     print(f"{'image':<34} {'truth':<10} {'label':<10} {'confidence':>10}  outcome", file=out)
     for path, truth, outcome, confidence in rows:
@@ -195,4 +198,18 @@ def run_demo(
         "outcomes.jsonl)",
         file=out,
     )
+    print(drift_line, file=out)
     return result
+
+
+def drift_report(record: Path, capture_dir: Path, threshold: float, report_dir: Path) -> str:
+    """The drift monitor over this run's capture: one line naming the report and the verdict."""
+    from emulator.drift import DriftInputError, analyse_capture_dir
+    from lambda_src.drift_monitor.handler import DriftSettings
+
+    settings = DriftSettings(confidence_threshold=threshold if math.isfinite(threshold) else None)
+    try:
+        report = analyse_capture_dir(record, capture_dir, settings, report_dir)
+    except DriftInputError as error:
+        return f"drift: not analysed ({error})"
+    return f"drift: {report['report_path']}: {report['verdict']}"

@@ -1,0 +1,154 @@
+"""The drift monitor in the local mode: the Lambda's own analysis over a local capture folder,
+and batches of test images, clean or shifted, sent through the local workflow.
+
+The analysis (capture parsing, KS tests, verdict, plots) is the drift monitor Lambda's code,
+imported from ``lambda_src/drift_monitor/handler.py``; only the reading differs: every
+``.jsonl`` file under a folder (the layout ``classify --capture-dir`` writes), all records,
+the window being the span of their inference times.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageEnhance, ImageFilter
+
+from emulator.errors import EmulatorError
+from lambda_src.drift_monitor import handler as monitor
+
+SHIFTS = ("clean", "dark", "blur", "rotate")
+DARK_FACTOR = 0.4
+BLUR_RADIUS = 1.5
+CLASSES = ("bicycle", "motorcycle")
+
+
+class DriftInputError(EmulatorError):
+    """The model record has no baseline, or the capture folder or test images are missing."""
+
+
+def load_baseline(model: Path) -> dict[str, Any]:
+    """The drift baseline from a model record (or the record next to a ``model.tar.gz``)."""
+    record_path = model if model.suffix == ".json" else model.parent / "model-record.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as error:
+        raise DriftInputError(f"cannot read the model record {record_path}: {error}") from error
+    try:
+        return monitor.build_baseline(record)
+    except monitor.InvalidBaseline as error:
+        raise DriftInputError(f"{record_path}: {error}") from error
+
+
+def read_capture_dir(capture_dir: Path) -> monitor.CaptureBatch:
+    """Every line of every ``.jsonl`` file under ``capture_dir``."""
+    if not capture_dir.is_dir():
+        raise DriftInputError(f"no capture folder {capture_dir}")
+    batch = monitor.CaptureBatch(records=[], skipped=[])
+    for path in sorted(capture_dir.rglob("*.jsonl")):
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        batch.extend(monitor.parse_capture_text(text, str(path.relative_to(capture_dir))))
+    return batch
+
+
+def record_span(records: Iterable[monitor.CapturedInference]) -> tuple[datetime, datetime]:
+    """From the first inference time to one second after the last (now, when none has one)."""
+    times = [record.inference_time for record in records if record.inference_time is not None]
+    if not times:
+        now = datetime.now(UTC).replace(microsecond=0)
+        return now, now + timedelta(seconds=1)
+    return min(times), max(times) + timedelta(seconds=1)
+
+
+def analyse_capture_dir(
+    model: Path,
+    capture_dir: Path,
+    settings: monitor.DriftSettings,
+    report_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The drift report of every record under ``capture_dir``; with ``report_dir``, also
+    ``report.json`` and the two PNG plots written there."""
+    baseline = load_baseline(model)
+    batch = read_capture_dir(capture_dir)
+    start, end = record_span(batch.records)
+    report = monitor.analyse(batch, baseline, settings, start, end)
+    report["verdict"] = monitor.verdict_line(report)
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        report["plots"] = {}
+        for name, body in monitor.render_plots(report, batch.records, baseline).items():
+            (report_dir / name).write_bytes(body)
+            kind = "confidence_histogram" if name == monitor.CONFIDENCE_PLOT else "timeline"
+            report["plots"][kind] = str(report_dir / name)
+        report["report_path"] = str(report_dir / "report.json")
+        (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def shift_image(image: Image.Image, shift: str) -> Image.Image:
+    """The image as a changed camera would send it: ``dark`` (40 % brightness), ``blur``
+    (Gaussian, radius 1.5 px), ``rotate`` (90 degrees) or ``clean`` (unchanged)."""
+    image = image.convert("RGB")
+    if shift == "dark":
+        return ImageEnhance.Brightness(image).enhance(DARK_FACTOR)
+    if shift == "blur":
+        return image.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+    if shift == "rotate":
+        return image.transpose(Image.Transpose.ROTATE_90)
+    if shift == "clean":
+        return image
+    raise ValueError(f"unknown shift {shift!r}; choose one of {', '.join(SHIFTS)}")
+
+
+def test_split_images(data_dir: Path) -> list[Path]:
+    """The staged test PNGs, ``<data_dir>/test/{bicycle,motorcycle}/*.png``."""
+    paths = sorted(path for name in CLASSES for path in (data_dir / "test" / name).glob("*.png"))
+    if not paths:
+        raise DriftInputError(f"no staged test images under {data_dir / 'test'}")
+    return paths
+
+
+@dataclass(frozen=True)
+class BatchImage:
+    name: str
+    body: bytes
+
+
+def make_batch(paths: list[Path], shift: str, count: int, seed: int) -> list[BatchImage]:
+    """``count`` test images drawn with replacement (seeded), shifted, as PNG bytes."""
+    rng = random.Random(seed)
+    batch = []
+    for index, path in enumerate(rng.choices(paths, k=count)):
+        with Image.open(path) as image:
+            shifted = shift_image(image, shift)
+        buffer = io.BytesIO()
+        shifted.save(buffer, format="PNG")
+        batch.append(
+            BatchImage(f"{index:04d}-{shift}-{path.parent.name}-{path.name}", buffer.getvalue())
+        )
+    return batch
+
+
+def send_batch(
+    workflow: Any,
+    images: list[BatchImage],
+    progress: Callable[[list[BatchImage]], Iterable[BatchImage]] | None = None,
+) -> dict[str, Any]:
+    """Upload each image under ``incoming/`` of a started ``LocalWorkflow`` and wait for its
+    outcome; the endpoint's capture goes where the workflow's ``capture_dir`` says."""
+    outcomes: Counter[str] = Counter()
+    for image in (progress or (lambda items: items))(images):
+        outcome = workflow.classify_bytes(
+            image.body, f"incoming/{uuid.uuid4().hex[:8]}-{image.name}", file=image.name
+        )
+        outcomes[outcome.status if outcome.status == "SUCCEEDED" else str(outcome.error)] += 1
+    workflow.capture_keys()  # flushes the endpoint's buffered capture
+    return {"images": len(images), "outcomes": dict(outcomes)}
