@@ -1,0 +1,168 @@
+# ruff: noqa: E402  (the environment and sys.path are set before the imports they affect)
+"""Drift monitor on the local mode: a clean batch and a shifted batch, side by side, per seed.
+
+    python bench/drift.py [--model build/model/model-record.json] [--shift dark] [--runs 10]
+
+For each seed, two batches of --count images (default 200) drawn with replacement from the
+staged test split go through the local workflow (moto Step Functions, the three handlers,
+the local endpoint with data capture): one unchanged, one shifted (dark, blur or rotate). The
+drift monitor's analysis then compares each batch's capture with the baseline in the model
+record. Prints, per seed, each batch's drift score (the largest KS statistic D) and verdict
+and the ratio shifted / clean; then how many shifted batches were flagged and how many clean
+ones were (target: all shifted, no clean). Without a model record, trains one first
+(--epochs, default 20) from --archive.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from emulator.assembly import cached_assembly
+from emulator.demo import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, stage
+from emulator.drift import SHIFTS, analyse_capture_dir, make_batch, send_batch, test_split_images
+from emulator.workflow import LocalWorkflow
+from lambda_src.drift_monitor.handler import DriftSettings
+
+DEFAULT_ARCHIVE = (
+    REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
+)
+
+
+def model_record(model: Path, archive: Path | None, epochs: int) -> Path:
+    if model.is_file():
+        return model
+    from training.train import train_local
+
+    print(f"no model record at {model}: training {epochs} epochs first", file=sys.stderr)
+    return train_local(archive, output=model.parent, epochs=epochs, data_dir=DEFAULT_DATA_DIR)
+
+
+def run_batch(
+    assembly: Path, record: Path, images: list, settings: DriftSettings, report_dir: Path
+) -> dict:
+    """Send one batch through a fresh local workflow; the drift report of its capture."""
+    with tempfile.TemporaryDirectory(prefix="bench-drift-") as capture:
+        with LocalWorkflow(assembly, record, capture_dir=Path(capture)) as workflow:
+            send_batch(workflow, images)
+        return analyse_capture_dir(record, Path(capture), settings, report_dir)
+
+
+def compare(args: argparse.Namespace, out: TextIO) -> bool:
+    """The runs, one line each to ``out``, and the summary; True when the target is met."""
+    record = model_record(args.model, args.archive, args.epochs)
+    paths = test_split_images(stage(args.archive, DEFAULT_DATA_DIR))
+    assembly = cached_assembly(record)
+    settings = DriftSettings(drift_threshold=args.threshold)
+    print(
+        f"model {record}; {len(paths)} test images; {args.count} per batch; shift {args.shift}; "
+        f"ks_2samp, drift when D > {settings.drift_threshold} and p < "
+        f"{settings.significance} / features",
+        file=out,
+    )
+    print(
+        f"{'seed':>4}  {'clean D':>8} {'verdict':<8}  {'shifted D':>9} {'verdict':<8}  ratio",
+        file=out,
+    )
+    ratios, clean_flagged, shifted_flagged = [], 0, 0
+    started = time.perf_counter()
+    for seed in range(args.first_seed, args.first_seed + args.runs):
+        reports = {
+            kind: run_batch(
+                assembly,
+                record,
+                make_batch(paths, kind, args.count, seed),
+                settings,
+                args.report_dir / f"{seed}-{kind}",
+            )
+            for kind in ("clean", args.shift)
+        }
+        clean, shifted = reports["clean"], reports[args.shift]
+        ratio = shifted["score"] / clean["score"] if clean["score"] > 0 else float("inf")
+        ratios.append(ratio)
+        clean_flagged += clean["drift"]
+        shifted_flagged += shifted["drift"]
+        print(
+            f"{seed:>4}  {clean['score']:>8.3f} {'DRIFT' if clean['drift'] else 'ok':<8}  "
+            f"{shifted['score']:>9.3f} {'DRIFT' if shifted['drift'] else 'ok':<8}  {ratio:.1f}",
+            file=out,
+            flush=True,
+        )
+    met = shifted_flagged == args.runs and clean_flagged == 0
+    print(
+        f"\nshifted ({args.shift}) flagged {shifted_flagged}/{args.runs}, clean flagged "
+        f"{clean_flagged}/{args.runs}; ratio shifted/clean D: median "
+        f"{statistics.median(ratios):.1f}, min {min(ratios):.1f}; "
+        f"{time.perf_counter() - started:.0f} s; target {'met' if met else 'NOT met'}",
+        file=out,
+    )
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL_DIR / "model-record.json",
+        help="model record (default: build/model's; trained first when missing)",
+    )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        default=DEFAULT_ARCHIVE if DEFAULT_ARCHIVE.is_file() else None,
+        help="CIFAR-100 archive to stage and train from (default: ../shared/data's)",
+    )
+    parser.add_argument("--epochs", type=int, default=20, help="epochs when training (20)")
+    parser.add_argument(
+        "--shift", choices=[s for s in SHIFTS if s != "clean"], default="dark", help="(dark)"
+    )
+    parser.add_argument("--runs", type=int, default=10, help="seeds, one run each (default: 10)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first run (0)")
+    parser.add_argument("--count", type=int, default=200, help="images per batch (default: 200)")
+    parser.add_argument(
+        "--threshold", type=float, default=DriftSettings().drift_threshold, help="KS D limit"
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=REPO_ROOT / "build" / "local-mode" / "drift-bench",
+        help="reports and plots per batch go to DIR/<seed>-<batch>/",
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=Path(os.devnull),
+        help="where the handlers' logs go (default: discarded)",
+    )
+    args = parser.parse_args(argv)
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+
+    real_stdout = sys.stdout
+    with args.log.open("a") as log:
+        sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
+        try:
+            met = compare(args, real_stdout)
+        finally:
+            sys.stdout = real_stdout
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
