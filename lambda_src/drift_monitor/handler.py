@@ -4,10 +4,13 @@ Run on a schedule (EventBridge Scheduler). The event's content is ignored, excep
 optional override of the window length: ``{"window_minutes": 30}``.
 
 What it does, once per call:
-1. reads every line of every ``.jsonl`` capture file under ``CAPTURE_PREFIX`` whose
-   ``<variant>/yyyy/mm/dd/hh/`` folder overlaps the window (the last ``WINDOW_MINUTES``
-   minutes, ending at the current minute), and keeps the records whose
-   ``eventMetadata.inferenceTime`` falls in the window (records without one are kept);
+1. reads every line of every ``.jsonl`` capture file under ``CAPTURE_PREFIX`` in the
+   ``<variant>/yyyy/mm/dd/hh/`` folders of the window's hours and of the hour before it (a
+   file opened just before the hour can hold records after it), and keeps the records whose
+   ``eventMetadata.inferenceTime`` falls in the window (records without one are kept). The
+   window is the ``WINDOW_MINUTES`` minutes ending ``CAPTURE_SETTLE_MINUTES`` (5) before the
+   current minute: the endpoint buffers capture for a few minutes before writing it to S3,
+   and with a window as long as the schedule's rate consecutive windows still tile;
 2. turns each record into figures: top-class confidence and predicted class from
    ``captureData.endpointOutput`` (``[p_bicycle, p_motorcycle]``, encoding JSON, CSV or
    BASE64), image format, size and brightness (mean of the RGB pixel values, 0-255) from
@@ -131,6 +134,7 @@ FEATURES = ("top_confidence", "brightness")
 SIGNIFICANCE_LEVEL = 0.01
 EXACT_KS_LIMIT = 250_000
 DEFAULT_WINDOW_MINUTES = 60
+CAPTURE_SETTLE_MINUTES = 5
 LONGEST_WINDOW_MINUTES = 7 * 24 * 60
 DEFAULT_DRIFT_THRESHOLD = 0.2
 DEFAULT_MIN_RECORDS = 30
@@ -855,7 +859,7 @@ def capture_keys(s3: Any, bucket: str, prefix: str, start: datetime, end: dateti
         return [
             item["Key"]
             for variant in variants
-            for folder in hour_folders(start, end)
+            for folder in hour_folders(start - timedelta(hours=1), end)
             for page in paginator.paginate(Bucket=bucket, Prefix=variant + folder)
             for item in page.get("Contents", [])
             if item["Key"].endswith(".jsonl")
@@ -907,7 +911,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = load_config(event)
     s3 = s3_client()
     baseline = load_baseline(s3, config.bucket, config.baseline_key)
-    window_end = datetime.now(UTC).replace(second=0, microsecond=0)
+    run_minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    window_end = run_minute - timedelta(minutes=CAPTURE_SETTLE_MINUTES)
     window_start = window_end - timedelta(minutes=config.window_minutes)
     keys = capture_keys(s3, config.bucket, config.capture_prefix, window_start, window_end)
     batch = read_capture(s3, config.bucket, keys)

@@ -84,7 +84,7 @@ def _traffic(count: int, brightness_factor: float, seed: int) -> list[tuple[floa
 
 def _fill_window(s3, brightness_factor: float, per_file: int = 10, files: int = 6) -> None:
     """``files`` capture files of ``per_file`` records within the last hour, plus one file
-    two hours back that the window must leave out, and one malformed line."""
+    five hours back that an hour's window must leave out, and one malformed line."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     traffic = _traffic(per_file * files, brightness_factor, seed=5)
     for index in range(files):
@@ -97,7 +97,7 @@ def _fill_window(s3, brightness_factor: float, per_file: int = 10, files: int = 
         if index == 0:
             lines.append("{truncated")
         _put_capture(s3, when, lines, variant="AllTraffic" if index % 2 else "Canary")
-    old = now - timedelta(hours=2)
+    old = now - timedelta(hours=5)
     _put_capture(s3, old, [capture_line((0.51, 0.49), png_bytes(10, 99), old)] * 40)
 
 
@@ -162,9 +162,9 @@ def test_no_traffic_is_reported_as_such_with_only_the_record_count(s3, emitted_m
 def test_the_event_can_widen_the_window(s3, without_plots):
     _put_baseline(s3)
     _fill_window(s3, brightness_factor=1.0)
-    report = monitor.lambda_handler({"window_minutes": 180}, FakeLambdaContext())
+    report = monitor.lambda_handler({"window_minutes": 360}, FakeLambdaContext())
     assert report["records"] == 100
-    assert report["window"]["minutes"] == 180
+    assert report["window"]["minutes"] == 360
 
 
 def test_a_missing_baseline_is_a_typed_error(s3):
@@ -187,3 +187,15 @@ def test_bad_configuration_is_a_typed_error(s3, monkeypatch, name, value, messag
     monkeypatch.setenv(name, value)
     with pytest.raises(monitor.ConfigurationError, match=message):
         monitor.lambda_handler({}, FakeLambdaContext())
+
+
+def test_a_file_of_the_hour_before_the_window_is_read_for_its_late_records(s3, without_plots):
+    _put_baseline(s3)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    window_start = now - timedelta(minutes=60 + monitor.CAPTURE_SETTLE_MINUTES)
+    opened = window_start - timedelta(hours=1)  # the hour folder before the window's first
+    inferred = now - timedelta(minutes=30)
+    image = png_bytes(120, 1)
+    _put_capture(s3, opened, [capture_line((0.9, 0.1), image, inferred)] * 30)
+    report = monitor.lambda_handler({}, FakeLambdaContext())
+    assert (report["records"], report["files"], report["status"]) == (30, 1, "ok")
