@@ -1,0 +1,170 @@
+"""Endpoint faults through the whole local workflow: retried when transient, named when not.
+
+tests/emulator already covers a model 500 retried twice then succeeding, and a persistent
+model 500 ending in EndpointError; this module covers the other faults: SageMaker's own 503,
+throttling, a throttled container (429), an answer slower than the classify function's
+read timeout, a malformed body, a client error, and the endpoint going down mid-run.
+The classify function's ENDPOINT_READ_TIMEOUT_SECONDS is lowered to 0.5 s locally (the
+emulator sets function environment on top of the template's), retry waits are capped at 1 s.
+"""
+
+import json
+import time
+
+import pytest
+
+from emulator.endpoint import Fault
+from tests.robustness import inputs
+from tests.robustness.support import (
+    execution_statuses,
+    invocations_of,
+    put,
+    running_workflow,
+)
+
+pytestmark = pytest.mark.e2e
+
+READ_TIMEOUT_SECONDS = 0.5
+SLOW_SECONDS = 1.5
+CLASSIFY_ATTEMPTS = 5  # one attempt + MaxAttempts 4 of the EndpointUnavailable retrier
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@pytest.fixture(scope="module")
+def workflow(local_app):
+    with running_workflow(
+        local_app, THRESHOLD="0.5", ENDPOINT_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT_SECONDS)
+    ) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def healthy_endpoint_after_each_test(workflow):
+    yield
+    workflow.endpoint.clear_faults()
+    workflow.endpoint.come_up()
+    statuses = execution_statuses(workflow)
+    started = {arn for arns in workflow.executions.values() for arn in arns}
+    assert set(statuses) == started, "an execution moto ran was not started by an upload"
+    assert {arn: s for arn, s in statuses.items() if s not in TERMINAL} == {}, "left running"
+
+
+def classify_attempts(workflow, key):
+    """The classify invocations of ``key`` (the only handler whose input has image_data)."""
+    return [call.error_type for call in invocations_of(workflow, key) if "image_data" in call.event]
+
+
+def upload(workflow, name, seed=0):
+    key = f"incoming/faults/{name}-{seed}.png"
+    _, execution = put(workflow, inputs.small_png(seed=seed), key)
+    return key, execution
+
+
+TRANSIENT = {
+    "service-unavailable-503": Fault.service_unavailable(),
+    "throttling": Fault.throttling(),
+    "container-429": Fault.model_error(429, "too many requests"),
+    "slower-than-read-timeout": Fault.slow(SLOW_SECONDS),
+}
+
+
+def test_the_synthesized_retrier_backs_off_with_jitter(workflow):
+    """The template's retrier (the local copy only caps the waits at 1 s)."""
+    (retrier,) = [
+        r
+        for r in workflow.spec.definition["States"]["ClassifyImage"]["Retry"]
+        if "EndpointUnavailable" in r["ErrorEquals"]
+    ]
+    assert retrier["MaxAttempts"] == CLASSIFY_ATTEMPTS - 1
+    assert retrier["BackoffRate"] > 1 and retrier["JitterStrategy"] == "FULL"
+    assert retrier["IntervalSeconds"] >= 1
+
+
+@pytest.mark.parametrize("name", list(TRANSIENT))
+def test_a_transient_fault_is_retried_and_succeeds_when_it_clears(workflow, name):
+    before = sum(workflow.endpoint.stats.values())
+    workflow.endpoint.inject(TRANSIENT[name], times=2)
+    key, execution = upload(workflow, name)
+    outcome = workflow.wait(execution, key, None)
+
+    assert outcome.status == "SUCCEEDED", outcome.cause
+    assert classify_attempts(workflow, key) == ["EndpointUnavailable", "EndpointUnavailable", None]
+    failures = [
+        e["lambdaFunctionFailedEventDetails"]["error"]
+        for e in workflow.history(execution)
+        if e["type"] == "LambdaFunctionFailed"
+    ]
+    assert failures == ["EndpointUnavailable", "EndpointUnavailable"]
+    assert sum(workflow.endpoint.stats.values()) - before >= 3  # two faults, one answer
+
+
+@pytest.mark.parametrize("name", [*TRANSIENT, "endpoint-down"])
+def test_a_persistent_fault_ends_in_endpoint_error_after_every_retry(workflow, name):
+    if name == "endpoint-down":
+        workflow.endpoint.go_down()
+    else:
+        workflow.endpoint.inject(TRANSIENT[name], times=None)
+    key, execution = upload(workflow, name, seed=1)
+    outcome = workflow.wait(execution, key, None)
+
+    assert outcome.status == "FAILED" and outcome.error == "EndpointError"
+    assert json.loads(outcome.cause)["errorType"] == "EndpointUnavailable"
+    assert classify_attempts(workflow, key) == ["EndpointUnavailable"] * CLASSIFY_ATTEMPTS
+    fail_states = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in workflow.history(execution)
+        if e["type"] == "FailStateEntered"
+    ]
+    assert fail_states == ["EndpointError"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.malformed_body(), Fault.model_error(400, "cannot read this")],
+    ids=["malformed-body", "client-error-400"],
+)
+def test_a_permanent_fault_fails_at_once_without_retries(workflow, fault):
+    workflow.endpoint.inject(fault, times=1)
+    key, execution = upload(workflow, fault.kind.value, seed=2)
+    outcome = workflow.wait(execution, key, None)
+
+    assert outcome.status == "FAILED" and outcome.error == "EndpointError"
+    assert json.loads(outcome.cause)["errorType"] == "EndpointError"
+    assert classify_attempts(workflow, key) == ["EndpointError"]
+
+
+def wait_for(condition, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.002)
+
+
+def test_the_endpoint_going_down_mid_run_leaves_every_execution_accounted_for(workflow):
+    keys = [upload(workflow, "mid-run", seed=seed) for seed in range(10, 16)]
+    # Down as soon as the first image is classified; the lock holds the handlers meanwhile.
+    wait_for(lambda: any(None in classify_attempts(workflow, key) for key, _ in keys), "one")
+    with workflow.runtime._call_lock:
+        workflow.endpoint.go_down()
+    outcomes = [workflow.wait(execution, key, None) for key, execution in keys]
+
+    results = [o.status if o.status == "SUCCEEDED" else o.error for o in outcomes]
+    assert set(results) == {"SUCCEEDED", "EndpointError"}, results
+    for outcome in outcomes:
+        attempts = classify_attempts(workflow, outcome.s3_key)
+        if outcome.status == "SUCCEEDED":
+            assert attempts[-1] is None
+        else:
+            assert attempts == ["EndpointUnavailable"] * CLASSIFY_ATTEMPTS
+
+    # Back up: an execution caught in its retries recovers.
+    workflow.endpoint.go_down()
+    key, execution = upload(workflow, "back-up", seed=20)
+    wait_for(lambda: classify_attempts(workflow, key), "a failed attempt")
+    with workflow.runtime._call_lock:
+        workflow.endpoint.come_up()
+    outcome = workflow.wait(execution, key, None)
+    assert outcome.status == "SUCCEEDED", outcome.cause
+    attempts = classify_attempts(workflow, key)
+    assert attempts[0] == "EndpointUnavailable" and attempts[-1] is None
