@@ -171,7 +171,15 @@ class ClassifierEndpoint(Construct):
         """Grant reading exactly the model artifact; returns its S3 URL."""
         if record.is_local_artifact:
             asset = s3_assets.Asset(self, "ModelArtifact", path=record.model_data_url)
-            asset.grant_read(self.role)
+            # Not asset.grant_read: that reads the whole CDK asset bucket, every app's assets.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
+                    ],
+                )
+            )
             return asset.s3_object_url
         bucket_name, _, key = record.model_data_url.removeprefix("s3://").partition("/")
         self.role.add_to_policy(
