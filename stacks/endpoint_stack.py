@@ -66,11 +66,14 @@ class EndpointStack(Stack):
                     "by a namespace condition) have no resource-level permissions; the "
                     "capture prefix, the log streams of the endpoint's own log group and "
                     "KMS data-key actions are the narrowest grants SageMaker needs.",
-                    "applies_to": [
+                    # jsii reads "appliesTo": an "applies_to" key is dropped, silently
+                    # turning this into a blanket suppression of the rule.
+                    "appliesTo": [
                         "Resource::*",
                         "Action::kms:GenerateDataKey*",
                         "Action::kms:ReEncrypt*",
-                        {"regex": "/^Resource::<.*DataKey.*>/data-capture/\\*$/"},
+                        "Action::s3:Abort*",
+                        {"regex": "/^Resource::.*/data-capture/\\*$/"},
                         {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*:\\*$/"},
                         {"regex": "/^Resource::arn:<AWS::Partition>:s3:::.*/\\*$/"},
                     ],

@@ -131,7 +131,9 @@ class StorageStack(Stack):
                     "id": "AwsSolutions-IAM4",
                     "reason": "The CDK-provided custom resource that turns on the bucket's "
                     "EventBridge notifications uses the AWS managed basic execution policy.",
-                    "applies_to": [
+                    # jsii reads "appliesTo": an "applies_to" key is dropped, silently
+                    # turning this into a blanket suppression of the rule.
+                    "appliesTo": [
                         "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                         "AWSLambdaBasicExecutionRole"
                     ],
@@ -210,7 +212,9 @@ class StorageStack(Stack):
                     "and writes its own log group; ecr:GetAuthorizationToken and "
                     "cloudwatch:PutMetricData (limited by a namespace condition) have no "
                     "resource-level permissions.",
-                    "applies_to": [
+                    # jsii reads "appliesTo": an "applies_to" key is dropped, silently
+                    # turning this into a blanket suppression of the rule.
+                    "appliesTo": [
                         "Resource::*",
                         *(
                             f"Action::{action}"

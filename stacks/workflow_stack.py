@@ -227,7 +227,9 @@ class WorkflowStack(Stack):
                     "permissions; the incoming/ prefix read and KMS data-key actions are "
                     "CDK grants scoped as narrowly as S3 and KMS allow; Lambda ARN "
                     "wildcards cover the function versions Step Functions invokes.",
-                    "applies_to": [
+                    # jsii reads "appliesTo": an "applies_to" key is dropped, silently
+                    # turning this into a blanket suppression of the rule.
+                    "appliesTo": [
                         "Resource::*",
                         "Action::s3:GetObject*",
                         "Action::s3:GetBucket*",
