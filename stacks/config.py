@@ -39,6 +39,9 @@ INSTANCE_TYPE_PATTERN = re.compile(
     r"^ml\.[a-z][a-z0-9-]*\.(nano|micro|small|medium|large|\d*xlarge)$"
 )
 PROJECT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# SageMaker blue/green traffic shifting modes (TrafficRoutingConfig.Type).
+TRAFFIC_ROUTING_TYPES = ("CANARY", "LINEAR", "ALL_AT_ONCE")
 
 
 class ConfigError(ValueError):
@@ -70,6 +73,27 @@ def _matching(key: str, raw: Any, pattern: re.Pattern[str], example: str) -> str
     return value
 
 
+def _one_of(key: str, raw: Any, allowed: tuple[str, ...]) -> str:
+    value = str(raw)
+    if value not in allowed:
+        raise ConfigError(f"context {key}={raw!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _flag(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("true", "false"):
+        return str(raw).lower() == "true"
+    raise ConfigError(f"context {key}={raw!r} is not a flag; allowed: true, false")
+
+
+def _optional_email(key: str, raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    return _matching(key, raw, EMAIL_PATTERN, "ops@example.com")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the stacks may be configured with; see the table in README.md."""
@@ -87,6 +111,20 @@ class Settings:
     capture_expiration_days: int
     log_retention_days: int
     workflow_timeout_minutes: int
+    alarm_email: str | None
+    low_confidence_rate_limit: float
+    workflow_failure_rate_limit: float
+    endpoint_latency_p99_ms: int
+    drift_monitor_rate_minutes: int
+    drift_window_minutes: int
+    drift_threshold: float
+    drift_min_records: int
+    batch_mode: bool
+    batch_max_concurrency: int
+    batch_tolerated_failure_percentage: int
+    rollout_traffic_routing: str
+    rollout_step_percentage: int
+    rollout_bake_minutes: int
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -178,6 +216,78 @@ class Settings:
                 60,
                 integer=True,
             ),
+            alarm_email=_optional_email("alarm_email", get("alarm_email")),
+            low_confidence_rate_limit=_number(
+                "low_confidence_rate_limit",
+                required("low_confidence_rate_limit"),
+                0,
+                1,
+                low_open=True,
+            ),
+            workflow_failure_rate_limit=_number(
+                "workflow_failure_rate_limit",
+                required("workflow_failure_rate_limit"),
+                0,
+                1,
+                low_open=True,
+            ),
+            endpoint_latency_p99_ms=_number(
+                "endpoint_latency_p99_ms",
+                required("endpoint_latency_p99_ms"),
+                1,
+                60_000,
+                integer=True,
+            ),
+            drift_monitor_rate_minutes=_number(
+                "drift_monitor_rate_minutes",
+                required("drift_monitor_rate_minutes"),
+                5,
+                1440,
+                integer=True,
+            ),
+            drift_window_minutes=_number(
+                "drift_window_minutes",
+                required("drift_window_minutes"),
+                5,
+                10_080,
+                integer=True,
+            ),
+            drift_threshold=_number(
+                "drift_threshold", required("drift_threshold"), 0, 0.99, low_open=True
+            ),
+            drift_min_records=_number(
+                "drift_min_records", required("drift_min_records"), 1, 100_000, integer=True
+            ),
+            batch_mode=_flag("batch_mode", required("batch_mode")),
+            batch_max_concurrency=_number(
+                "batch_max_concurrency",
+                required("batch_max_concurrency"),
+                1,
+                1000,
+                integer=True,
+            ),
+            batch_tolerated_failure_percentage=_number(
+                "batch_tolerated_failure_percentage",
+                required("batch_tolerated_failure_percentage"),
+                0,
+                100,
+                integer=True,
+            ),
+            rollout_traffic_routing=_one_of(
+                "rollout_traffic_routing",
+                required("rollout_traffic_routing"),
+                TRAFFIC_ROUTING_TYPES,
+            ),
+            rollout_step_percentage=_number(
+                "rollout_step_percentage",
+                required("rollout_step_percentage"),
+                10,
+                50,
+                integer=True,
+            ),
+            rollout_bake_minutes=_number(
+                "rollout_bake_minutes", required("rollout_bake_minutes"), 1, 60, integer=True
+            ),
         )
         settings._check_relations()
         return settings
@@ -202,4 +312,10 @@ class Settings:
                 f"context endpoint_instance_count={self.endpoint_instance_count} is outside the "
                 f"autoscaling range; allowed: [{self.autoscaling_min_capacity}, "
                 f"{self.autoscaling_max_capacity}]"
+            )
+        if self.drift_window_minutes < self.drift_monitor_rate_minutes:
+            raise ConfigError(
+                f"context drift_window_minutes={self.drift_window_minutes} is shorter than "
+                f"drift_monitor_rate_minutes={self.drift_monitor_rate_minutes}, so some capture "
+                "would never be analysed; allowed: window >= rate"
             )

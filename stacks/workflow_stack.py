@@ -11,42 +11,17 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from stacks.config import Settings
+from stacks.constructs.classification_steps import FAILURES_BY_STEP, classification_chain
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import INCOMING_PREFIX, StorageStack
 
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 METRICS_NAMESPACE = "SconesUnlimited"
-
-# Errors the Lambda service raises for reasons unrelated to the input: worth retrying.
-TRANSIENT_LAMBDA_ERRORS = [
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-    "Lambda.ClientExecutionTimeoutException",
-]
-# Each failure kind ends in its own Fail state, named after the kind; the key is the state's
-# error name, the values the handler error types routed to it.
-FAILURE_KINDS: dict[str, list[str]] = {
-    "InvalidInput": ["InvalidInput"],
-    "ImageNotFound": ["ImageNotFound"],
-    "InvalidImage": ["InvalidImage"],
-    "ImageTooLarge": ["ImageTooLarge"],
-    "EndpointError": ["EndpointError", "EndpointUnavailable"],
-    "LowConfidence": ["LowConfidence"],
-}
-FAILURES_BY_STEP = {
-    "SerializeImage": ["InvalidInput", "ImageNotFound", "InvalidImage", "ImageTooLarge"],
-    "ClassifyImage": ["InvalidInput", "EndpointError"],
-    "FilterInferences": ["InvalidInput", "LowConfidence"],
-}
-UNEXPECTED_FAILURE = "UnexpectedError"
 
 
 class WorkflowStack(Stack):
@@ -145,49 +120,9 @@ class WorkflowStack(Stack):
         self._suppress_findings(undelivered)
 
     def _state_machine(self, settings: Settings, retention: logs.RetentionDays) -> sfn.StateMachine:
-        failures = {
-            kind: sfn.Fail(self, kind, error=kind, cause_path="$.error.Cause")
-            for kind in FAILURE_KINDS
-        }
-        # Anything else (a Lambda crash, a timeout) keeps its own error name.
-        unexpected = sfn.Fail(
-            self, UNEXPECTED_FAILURE, error_path="$.error.Error", cause_path="$.error.Cause"
+        definition = classification_chain(
+            self, {name: self.functions[name].function for name in FAILURES_BY_STEP}
         )
-
-        def step(name: str) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                name,
-                lambda_function=self.functions[name].function,
-                payload_response_only=True,
-                retry_on_service_exceptions=False,
-            )
-            task.add_retry(
-                errors=TRANSIENT_LAMBDA_ERRORS,
-                interval=Duration.seconds(1),
-                max_attempts=3,
-                backoff_rate=2,
-                jitter_strategy=sfn.JitterType.FULL,
-            )
-            return task
-
-        serialize, classify, filter_ = (step(name) for name in FAILURES_BY_STEP)
-        classify.add_retry(
-            errors=["EndpointUnavailable"],
-            interval=Duration.seconds(2),
-            max_attempts=4,
-            backoff_rate=2,
-            max_delay=Duration.seconds(20),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        for task, (_, kinds) in zip(
-            (serialize, classify, filter_), FAILURES_BY_STEP.items(), strict=True
-        ):
-            for kind in kinds:
-                task.add_catch(failures[kind], errors=FAILURE_KINDS[kind], result_path="$.error")
-            task.add_catch(unexpected, errors=["States.ALL"], result_path="$.error")
-
-        definition = serialize.next(classify).next(filter_).next(sfn.Succeed(self, "Classified"))
         log_group = logs.LogGroup(
             self, "WorkflowLogs", retention=retention, removal_policy=RemovalPolicy.DESTROY
         )

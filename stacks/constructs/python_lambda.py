@@ -17,6 +17,7 @@ from aws_cdk import (
     ILocalBundling,
     RemovalPolicy,
 )
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -125,6 +126,8 @@ class PythonLambda(Construct):
         super().__init__(scope, construct_id)
         if not (source_dir / "handler.py").is_file():
             raise FileNotFoundError(f"{source_dir} has no handler.py")
+        self.service_name = service_name
+        self.metrics_namespace = metrics_namespace
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -156,4 +159,20 @@ class PythonLambda(Construct):
             role=self.role,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_size,
+        )
+
+    def powertools_metric(
+        self, metric_name: str, *, statistic: str, period: Duration, label: str | None = None
+    ) -> cloudwatch.Metric:
+        """A metric the handler publishes with Powertools Metrics (EMF).
+
+        Powertools adds one dimension, ``service``, set from POWERTOOLS_SERVICE_NAME.
+        """
+        return cloudwatch.Metric(
+            namespace=self.metrics_namespace,
+            metric_name=metric_name,
+            dimensions_map={"service": self.service_name},
+            statistic=statistic,
+            period=period,
+            label=label,
         )

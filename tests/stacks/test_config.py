@@ -38,6 +38,20 @@ def test_cli_strings_are_parsed():
         ("log_retention_days", 31, "30"),
         ("incoming_expiration_days", 0, "[1, 3650]"),
         ("project_name", "Scones Unlimited", "scones-unlimited"),
+        ("alarm_email", "not-an-address", "ops@example.com"),
+        ("low_confidence_rate_limit", 0, "(0, 1]"),
+        ("workflow_failure_rate_limit", 1.2, "(0, 1]"),
+        ("endpoint_latency_p99_ms", 0, "[1, 60000]"),
+        ("drift_monitor_rate_minutes", 1, "[5, 1440]"),
+        ("drift_window_minutes", 20000, "[5, 10080]"),
+        ("drift_threshold", 1, "(0, 0.99]"),
+        ("drift_min_records", 0, "[1, 100000]"),
+        ("batch_mode", "yes", "true, false"),
+        ("batch_max_concurrency", 0, "[1, 1000]"),
+        ("batch_tolerated_failure_percentage", 101, "[0, 100]"),
+        ("rollout_traffic_routing", "BLUE", "CANARY, LINEAR, ALL_AT_ONCE"),
+        ("rollout_step_percentage", 60, "[10, 50]"),
+        ("rollout_bake_minutes", 0, "[1, 60]"),
     ],
 )
 def test_bad_value_names_key_value_and_range(key, value, allowed):
@@ -60,3 +74,17 @@ def test_autoscaling_bounds_must_hold_the_initial_count():
 def test_missing_key_says_where_to_set_it():
     with pytest.raises(ConfigError, match="context confidence_threshold is not set"):
         settings(confidence_threshold=None)
+
+
+def test_monitoring_defaults():
+    defaults = settings()
+    assert defaults.alarm_email is None
+    assert defaults.drift_monitor_rate_minutes == 60
+    assert defaults.batch_mode is False
+    assert defaults.rollout_traffic_routing == "CANARY"
+    assert settings(alarm_email="ops@example.com", batch_mode="true").batch_mode is True
+
+
+def test_drift_window_must_cover_the_schedule():
+    with pytest.raises(ConfigError, match="drift_window_minutes=30 is shorter than"):
+        settings(drift_window_minutes=30, drift_monitor_rate_minutes=60)
