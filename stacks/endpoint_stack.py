@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from stacks.config import Settings
-from stacks.constructs.classifier_endpoint import ClassifierEndpoint, EndpointScaling
+from stacks.constructs.classifier_endpoint import (
+    ClassifierEndpoint,
+    EndpointRollout,
+    EndpointScaling,
+)
 from stacks.model_record import ModelRecord
 from stacks.storage_stack import CAPTURE_PREFIX, StorageStack
 
@@ -38,6 +42,12 @@ class EndpointStack(Stack):
                 min_capacity=settings.autoscaling_min_capacity,
                 max_capacity=settings.autoscaling_max_capacity,
                 invocations_per_instance=settings.autoscaling_invocations_per_instance,
+            ),
+            rollout=EndpointRollout(
+                traffic_routing=settings.rollout_traffic_routing,
+                step_percentage=settings.rollout_step_percentage,
+                bake=Duration.minutes(settings.rollout_bake_minutes),
+                latency_p99_ms=settings.endpoint_latency_p99_ms,
             ),
             log_retention=settings.log_retention,
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -18,6 +20,9 @@ from constructs import Construct
 from stacks.model_record import ModelRecord
 
 VARIANT_NAME = "AllTraffic"
+ENDPOINT_METRICS_NAMESPACE = "AWS/SageMaker"
+# SageMaker needs this long, at most, to provision the green fleet before traffic shifts.
+GREEN_FLEET_PROVISIONING = Duration.minutes(30)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,56 @@ class EndpointScaling:
     min_capacity: int
     max_capacity: int
     invocations_per_instance: int
+
+
+@dataclass(frozen=True)
+class EndpointRollout:
+    """Blue/green traffic shifting for a new endpoint config, rolled back on alarms.
+
+    ``traffic_routing`` is CANARY (one step of ``step_percentage`` of the green fleet, then
+    the rest), LINEAR (steps of ``step_percentage``) or ALL_AT_ONCE; every step and the
+    final bake last ``bake``. ``latency_p99_ms`` is the model latency that rolls back.
+    """
+
+    traffic_routing: str
+    step_percentage: int
+    bake: Duration
+    latency_p99_ms: int
+
+    @property
+    def traffic_steps(self) -> int:
+        return {
+            "CANARY": 2,
+            "LINEAR": math.ceil(100 / self.step_percentage),
+            "ALL_AT_ONCE": 1,
+        }[self.traffic_routing]
+
+    @property
+    def maximum_execution_timeout(self) -> int:
+        """Seconds: provisioning, a bake per step and the final bake, within SageMaker's range."""
+        seconds = GREEN_FLEET_PROVISIONING.to_seconds() + self.bake.to_seconds() * (
+            self.traffic_steps + 1
+        )
+        return min(max(int(seconds), 600), 28_800)
+
+
+def endpoint_metric(
+    endpoint_name: str,
+    metric_name: str,
+    *,
+    statistic: str,
+    period: Duration,
+    label: str | None = None,
+) -> cloudwatch.Metric:
+    """One metric SageMaker publishes for the endpoint's only variant."""
+    return cloudwatch.Metric(
+        namespace=ENDPOINT_METRICS_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"EndpointName": endpoint_name, "VariantName": VARIANT_NAME},
+        statistic=statistic,
+        period=period,
+        label=label,
+    )
 
 
 class ClassifierEndpoint(Construct):
@@ -49,6 +104,7 @@ class ClassifierEndpoint(Construct):
         instance_count: int,
         capture_sampling_percentage: int,
         scaling: EndpointScaling,
+        rollout: EndpointRollout,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -132,6 +188,7 @@ class ClassifierEndpoint(Construct):
             ),
         )
 
+        self.rollback_alarms = self._rollback_alarms(rollout)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -144,6 +201,7 @@ class ClassifierEndpoint(Construct):
                     variant_property_type="DataCaptureConfig"
                 )
             ],
+            deployment_config=self._deployment_config(rollout),
         )
         self.endpoint.node.add_dependency(self.role, self.log_group)
         self.endpoint_arn = self.endpoint.ref
@@ -163,6 +221,79 @@ class ClassifierEndpoint(Construct):
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             scale_in_cooldown=Duration.minutes(5),
             scale_out_cooldown=Duration.minutes(1),
+        )
+
+    def _rollback_alarms(self, rollout: EndpointRollout) -> list[cloudwatch.Alarm]:
+        """Alarms SageMaker watches while it shifts traffic to a new config (and bakes it).
+
+        They watch the endpoint by its name, which is known without a reference to the
+        endpoint, so the endpoint can depend on them. Quick to fire (one-minute periods, two
+        of three), silent without traffic: they decide a rollback, they page nobody.
+        """
+        errors = cloudwatch.Alarm(
+            self,
+            "RollbackOnErrors",
+            alarm_name=f"{self.endpoint_name}-rollback-5xx-errors",
+            alarm_description="Rolls a blue/green endpoint update back: the model returns 5XX",
+            metric=endpoint_metric(
+                self.endpoint_name,
+                "Invocation5XXErrors",
+                statistic=cloudwatch.Stats.SUM,
+                period=Duration.minutes(1),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        latency = cloudwatch.Alarm(
+            self,
+            "RollbackOnLatency",
+            alarm_name=f"{self.endpoint_name}-rollback-p99-latency",
+            alarm_description=(
+                f"Rolls a blue/green endpoint update back: model latency p99 above "
+                f"{rollout.latency_p99_ms} ms"
+            ),
+            # ModelLatency is in microseconds.
+            metric=endpoint_metric(
+                self.endpoint_name,
+                "ModelLatency",
+                statistic=cloudwatch.Stats.p(99),
+                period=Duration.minutes(1),
+            ),
+            threshold=rollout.latency_p99_ms * 1000,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        return [errors, latency]
+
+    def _deployment_config(
+        self, rollout: EndpointRollout
+    ) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+        step = sagemaker.CfnEndpoint.CapacitySizeProperty(
+            type="CAPACITY_PERCENT", value=rollout.step_percentage
+        )
+        bake_seconds = int(rollout.bake.to_seconds())
+        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                    type=rollout.traffic_routing,
+                    wait_interval_in_seconds=bake_seconds,
+                    canary_size=step if rollout.traffic_routing == "CANARY" else None,
+                    linear_step_size=step if rollout.traffic_routing == "LINEAR" else None,
+                ),
+                termination_wait_in_seconds=bake_seconds,
+                maximum_execution_timeout_in_seconds=rollout.maximum_execution_timeout,
+            ),
+            auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                alarms=[
+                    sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                    for alarm in self.rollback_alarms
+                ]
+            ),
         )
 
     def _grant_artifact(

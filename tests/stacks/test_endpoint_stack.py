@@ -2,7 +2,7 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
-from tests.stacks.support import S3_RECORD, only, synthesize, write_record
+from tests.stacks.support import S3_RECORD, only, resources, synthesize, write_record
 
 
 def test_model_uses_the_record_and_the_regional_pytorch_image(synthesized):
@@ -66,7 +66,7 @@ def test_autoscaling_tracks_invocations_per_instance(synthesized):
             "PolicyType": "TargetTrackingScaling",
             "TargetTrackingScalingPolicyConfiguration": Match.object_like(
                 {
-                    "TargetValue": 1000,
+                    "TargetValue": 1500,
                     "PredefinedMetricSpecification": {
                         "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
                     },
@@ -155,3 +155,57 @@ def test_endpoint_log_group_is_owned_and_removed(synthesized):
             },
         },
     )
+
+
+def test_new_configs_roll_out_blue_green_with_a_canary_and_alarm_rollback(synthesized):
+    template = synthesized.template("SconesEndpoint")
+    endpoint = only(template, "AWS::SageMaker::Endpoint")["Properties"]
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "WaitIntervalInSeconds": 600,
+    }
+    assert policy["TerminationWaitInSeconds"] == 600
+    # Provisioning (30 min) + the canary bake + the second step's bake + the final bake.
+    assert policy["MaximumExecutionTimeoutInSeconds"] == 1800 + 3 * 600
+    rollback = endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    alarm_ids = [alarm["AlarmName"]["Ref"] for alarm in rollback]
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert set(alarm_ids) == set(alarms)
+    watched = {alarms[i]["Properties"]["MetricName"]: alarms[i]["Properties"] for i in alarm_ids}
+    assert set(watched) == {"Invocation5XXErrors", "ModelLatency"}
+    for alarm in watched.values():
+        # Named after the stack and watching the endpoint by name: no reference to the
+        # endpoint, so the endpoint can depend on its alarms without a cycle.
+        assert alarm["AlarmName"]["Fn::Join"][1][0] == {"Ref": "AWS::StackName"}
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dimensions == {
+            "EndpointName": {"Fn::Join": ["", [{"Ref": "AWS::StackName"}, "-classifier"]]},
+            "VariantName": "AllTraffic",
+        }
+        assert alarm["Period"] == 60
+        assert alarm["EvaluationPeriods"] == 3 and alarm["DatapointsToAlarm"] == 2
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert "AlarmActions" not in alarm
+    assert watched["Invocation5XXErrors"]["Threshold"] == 1
+    assert watched["ModelLatency"]["ExtendedStatistic"] == "p99"
+    assert watched["ModelLatency"]["Threshold"] == 500_000
+
+
+def test_linear_rollout_from_context(tmp_path):
+    app = synthesize(
+        tmp_path,
+        model_record=str(write_record(tmp_path)),
+        rollout_traffic_routing="LINEAR",
+        rollout_step_percentage="25",
+        rollout_bake_minutes="5",
+    )
+    endpoint = only(app.template("SconesEndpoint"), "AWS::SageMaker::Endpoint")["Properties"]
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "LINEAR",
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+        "WaitIntervalInSeconds": 300,
+    }
+    assert policy["MaximumExecutionTimeoutInSeconds"] == 1800 + 5 * 300
