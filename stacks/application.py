@@ -11,9 +11,11 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.batch_stack import BatchStack
 from stacks.config import Settings
 from stacks.endpoint_stack import EndpointStack
 from stacks.model_record import HOW_TO_TRAIN, ModelRecord
+from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageStack
 from stacks.workflow_stack import WorkflowStack
 
@@ -57,7 +59,7 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
             record=record,
             description="Scones Unlimited: the classifier endpoint",
         )
-        WorkflowStack(
+        workflow = WorkflowStack(
             app,
             "SconesWorkflow",
             settings=settings,
@@ -65,6 +67,24 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
             endpoint=endpoint,
             description="Scones Unlimited: the event-driven classification workflow",
         )
+        MonitoringStack(
+            app,
+            "SconesMonitoring",
+            settings=settings,
+            storage=storage,
+            endpoint=endpoint,
+            workflow=workflow,
+            description="Scones Unlimited: drift monitor, alarms, notifications, dashboard",
+        )
+        if settings.batch_mode:
+            BatchStack(
+                app,
+                "SconesBatch",
+                settings=settings,
+                storage=storage,
+                workflow=workflow,
+                description="Scones Unlimited: batch classification of an S3 prefix",
+            )
     else:
         print(
             f"note: no model record at {settings.model_record}, so only SconesStorage is "

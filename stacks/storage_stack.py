@@ -18,6 +18,10 @@ DATA_PREFIX = "data/"
 MODELS_PREFIX = "models/"
 CHECKPOINTS_PREFIX = "checkpoints/"
 CAPTURE_PREFIX = "data-capture/"
+BATCH_PREFIX = "batch/"
+BATCH_RESULTS_PREFIX = "batch-results/"
+DRIFT_BASELINE_KEY = "monitoring/baseline/baseline.json"
+DRIFT_REPORTS_PREFIX = "monitoring/reports/"
 
 
 class StorageStack(Stack):
@@ -84,6 +88,12 @@ class StorageStack(Stack):
                 s3.LifecycleRule(
                     id="expire-capture",
                     prefix=CAPTURE_PREFIX,
+                    expiration=Duration.days(settings.capture_expiration_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
+                s3.LifecycleRule(
+                    id="expire-drift-reports",
+                    prefix=DRIFT_REPORTS_PREFIX,
                     expiration=Duration.days(settings.capture_expiration_days),
                     noncurrent_version_expiration=Duration.days(1),
                 ),

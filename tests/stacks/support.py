@@ -17,8 +17,23 @@ S3_RECORD = {
     "py_version": "py312",
     "metrics": {"test_accuracy": 0.93},
     "training_job_name": "job-1",
+    "created_at": "2025-01-31T12:00:00+00:00",
+    "evaluation": {
+        "recommended_threshold": 0.85,
+        "baseline": {
+            "top_confidences": [0.99, 0.97, 0.91, 0.88, 0.76, 0.64],
+            "brightness": [121.5, 98.25, 140.0, 110.75, 87.5, 131.0],
+            "width": [32] * 6,
+            "height": [32] * 6,
+            "predicted_class_mix": {"bicycle": 0.5, "motorcycle": 0.5},
+            "low_confidence_rate": 0.33,
+        },
+    },
 }
-STACK_NAMES = ("SconesStorage", "SconesEndpoint", "SconesWorkflow")
+STACK_NAMES = ("SconesStorage", "SconesEndpoint", "SconesWorkflow", "SconesMonitoring")
+# Batch mode is off by default; the shared synthesis turns it on to test it.
+BATCH_STACK = "SconesBatch"
+ALL_STACK_NAMES = (*STACK_NAMES, BATCH_STACK)
 
 
 def write_record(directory: Path, **changes: Any) -> Path:
@@ -80,4 +95,7 @@ def _render_token(part: Any) -> str:
         return part
     if "Fn::GetAtt" in part:
         return "<{}.{}>".format(*part["Fn::GetAtt"])
+    if "Fn::GetStackOutput" in part:
+        output = part["Fn::GetStackOutput"]
+        return "<{}.{}>".format(output["StackName"], output["OutputName"])
     return "<{}>".format(part["Ref"])

@@ -77,6 +77,7 @@ def test_pinned_cdk_cli_synthesizes_offline_without_credentials(tmp_path):
     templates = sorted(p.name for p in (tmp_path / "out").glob("*.template.json"))
     assert templates == [
         "SconesEndpoint.template.json",
+        "SconesMonitoring.template.json",
         "SconesStorage.template.json",
         "SconesWorkflow.template.json",
     ]

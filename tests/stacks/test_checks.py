@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-from tests.stacks.support import STACK_NAMES, normalized
+from tests.stacks.support import ALL_STACK_NAMES, normalized
 
 
-@pytest.mark.parametrize("name", STACK_NAMES)
+@pytest.mark.parametrize("name", ALL_STACK_NAMES)
 def test_no_unsuppressed_aws_solutions_findings(synthesized, name):
     annotations = Annotations.from_stack(synthesized.stack(name))
     findings = annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
@@ -20,13 +20,14 @@ def test_no_unsuppressed_aws_solutions_findings(synthesized, name):
     assert annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*")) == []
 
 
-@pytest.mark.parametrize("name", STACK_NAMES)
+@pytest.mark.parametrize("name", ALL_STACK_NAMES)
 def test_every_suppression_gives_its_reason(synthesized, name):
     template = synthesized.template(name)
+    # Resource suppressions sit on their resources, stack suppressions on the template.
     suppressions = [
         rule
-        for resource in template["Resources"].values()
-        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+        for holder in (template, *template["Resources"].values())
+        for rule in holder.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
     ]
     assert suppressions, f"{name} has no suppressions to check"
     for rule in suppressions:
@@ -34,7 +35,7 @@ def test_every_suppression_gives_its_reason(synthesized, name):
 
 
 def test_cfn_lint_finds_no_errors(synthesized):
-    templates = [str(synthesized.outdir / f"{name}.template.json") for name in STACK_NAMES]
+    templates = [str(synthesized.outdir / f"{name}.template.json") for name in ALL_STACK_NAMES]
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
         [str(cfn_lint), "--format", "parseable", *templates],
@@ -47,7 +48,7 @@ def test_cfn_lint_finds_no_errors(synthesized):
     assert [line for line in result.stdout.splitlines() if ":E" in line] == []
 
 
-@pytest.mark.parametrize("name", STACK_NAMES)
+@pytest.mark.parametrize("name", ALL_STACK_NAMES)
 def test_templates_are_environment_agnostic(synthesized, name):
     template = synthesized.template(name)
     template.pop("Mappings", None)  # the per-region registry accounts of the inference image
@@ -57,7 +58,7 @@ def test_templates_are_environment_agnostic(synthesized, name):
     assert "arn:aws:" not in text
 
 
-@pytest.mark.parametrize("name", STACK_NAMES)
+@pytest.mark.parametrize("name", ALL_STACK_NAMES)
 def test_template_snapshot(synthesized, snapshot, name):
     assert normalized(synthesized.template(name)) == snapshot
 
