@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,18 @@ class BundlingError(RuntimeError):
     """pip could not install a function's requirements for the Lambda platform."""
 
 
+def _link_or_copy(source: str, destination: str) -> None:
+    """Hard-link a cached dependency file into a bundle; copy it across file systems.
+
+    Nothing writes to bundle files after bundling, so sharing them with the cache is safe,
+    and a synth then costs no copying of the dependencies.
+    """
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
 @jsii.implements(ILocalBundling)
 class PipLocalBundling:
     """Bundles a function folder: its requirements for arm64 Lambda, then its source files.
@@ -49,7 +62,12 @@ class PipLocalBundling:
     def try_bundle(self, output_dir: str, *_options: object, **_kwargs: object) -> bool:
         requirements = self._source_dir / "requirements.txt"
         if requirements.is_file():
-            shutil.copytree(self._dependencies(requirements), output_dir, dirs_exist_ok=True)
+            shutil.copytree(
+                self._dependencies(requirements),
+                output_dir,
+                dirs_exist_ok=True,
+                copy_function=_link_or_copy,
+            )
         shutil.copytree(
             self._source_dir,
             output_dir,
