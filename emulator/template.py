@@ -323,7 +323,27 @@ def load_workflow(
 ) -> WorkflowSpec:
     """The workflow of the assembly in ``outdir``: one state machine, its rule, its endpoint."""
     assembly = CloudAssembly(outdir, region, account)
-    sm_stack, sm_id, state_machine = assembly.single("AWS::StepFunctions::StateMachine")
+    rules = [
+        assembly.resolve(stack, rule["Properties"])
+        for stack, _, rule in assembly.resources("AWS::Events::Rule")
+    ]
+    # The event-driven workflow is the state machine an EventBridge rule starts; others (the
+    # batch mode's, started by hand) are not part of the local upload path.
+    started_by_rules = [
+        (stack, logical_id, resource, rule["EventPattern"])
+        for stack, logical_id, resource in assembly.resources("AWS::StepFunctions::StateMachine")
+        for rule in rules
+        if any(
+            target.get("Arn") == assembly.arn(stack, logical_id)
+            for target in rule.get("Targets", [])
+        )
+    ]
+    if len(started_by_rules) != 1:
+        raise TemplateError(
+            f"expected one state machine started by an EventBridge rule in {outdir}, found "
+            f"{len(started_by_rules)}: was the app synthesized with a model record?"
+        )
+    sm_stack, sm_id, state_machine, event_pattern = started_by_rules[0]
     properties = state_machine["Properties"]
     if "DefinitionString" in properties:
         definition = json.loads(assembly.resolve(sm_stack, properties["DefinitionString"]))
@@ -333,20 +353,6 @@ def load_workflow(
         raise TemplateError(f"{sm_stack}/{sm_id} has no definition")
 
     machine_arn = assembly.arn(sm_stack, sm_id)
-    rules = [
-        (stack, assembly.resolve(stack, rule["Properties"]))
-        for stack, _, rule in assembly.resources("AWS::Events::Rule")
-    ]
-    targeting = [
-        props["EventPattern"]
-        for _, props in rules
-        if any(target.get("Arn") == machine_arn for target in props.get("Targets", []))
-    ]
-    if len(targeting) != 1:
-        raise TemplateError(
-            f"expected one EventBridge rule targeting {machine_arn}, found {len(targeting)}"
-        )
-    event_pattern = targeting[0]
     buckets = event_pattern.get("detail", {}).get("bucket", {}).get("name", [])
     if len(buckets) != 1 or not isinstance(buckets[0], str):
         raise TemplateError(f"the rule's pattern names no single bucket: {event_pattern}")

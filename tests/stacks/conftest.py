@@ -8,4 +8,4 @@ from tests.stacks.support import SynthesizedApp, synthesize, write_record
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> SynthesizedApp:
     workdir = tmp_path_factory.mktemp("app")
-    return synthesize(workdir, model_record=str(write_record(workdir)), batch_mode=True)
+    return synthesize(workdir, model_record=str(write_record(workdir)))

@@ -76,6 +76,7 @@ def test_pinned_cdk_cli_synthesizes_offline_without_credentials(tmp_path):
     assert result.returncode == 0, result.stderr
     templates = sorted(p.name for p in (tmp_path / "out").glob("*.template.json"))
     assert templates == [
+        "SconesBatch.template.json",
         "SconesEndpoint.template.json",
         "SconesMonitoring.template.json",
         "SconesStorage.template.json",

@@ -20,9 +20,9 @@ def definition(synthesized):
     return state_machine_definition(synthesized.template(BATCH_STACK))
 
 
-def test_batch_mode_is_opt_in(tmp_path):
-    assert cdk_json_context()["batch_mode"] is False
-    app = synthesize(tmp_path, model_record=str(write_record(tmp_path)))
+def test_batch_mode_is_on_by_default_and_can_be_turned_off(tmp_path):
+    assert cdk_json_context()["batch_mode"] is True
+    app = synthesize(tmp_path, model_record=str(write_record(tmp_path)), batch_mode="false")
     assert not (app.outdir / f"{BATCH_STACK}.template.json").exists()
 
 
@@ -81,7 +81,6 @@ def test_concurrency_and_tolerance_come_from_context(tmp_path):
     app = synthesize(
         tmp_path,
         model_record=str(write_record(tmp_path)),
-        batch_mode="true",
         batch_max_concurrency="5",
         batch_tolerated_failure_percentage="10",
     )

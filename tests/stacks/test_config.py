@@ -80,9 +80,9 @@ def test_monitoring_defaults():
     defaults = settings()
     assert defaults.alarm_email is None
     assert defaults.drift_monitor_rate_minutes == 60
-    assert defaults.batch_mode is False
+    assert defaults.batch_mode is True
     assert defaults.rollout_traffic_routing == "CANARY"
-    assert settings(alarm_email="ops@example.com", batch_mode="true").batch_mode is True
+    assert settings(alarm_email="ops@example.com", batch_mode="false").batch_mode is False
 
 
 def test_drift_window_must_cover_the_schedule():
