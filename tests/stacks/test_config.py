@@ -11,7 +11,7 @@ def settings(**overrides) -> Settings:
 
 def test_cdk_json_defaults_are_valid():
     defaults = settings()
-    assert defaults.confidence_threshold == pytest.approx(0.85)
+    assert defaults.confidence_threshold == pytest.approx(0.75)
     assert defaults.data_capture_sampling_percentage == 100
     assert defaults.ssm_prefix == "/scones-unlimited"
 

@@ -82,7 +82,7 @@ def test_drift_monitor_function_and_its_contract(template):
     assert variables["REPORT_PREFIX"] == "monitoring/reports/"
     assert variables["WINDOW_MINUTES"] == "60"
     assert variables["DRIFT_THRESHOLD"] == "0.2"
-    assert variables["CONFIDENCE_THRESHOLD"] == "0.85"
+    assert variables["CONFIDENCE_THRESHOLD"] == "0.75"
     assert variables["MIN_RECORDS"] == "30"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "SconesUnlimited"
     # The endpoint's own capture folder: data-capture/<endpoint name from SconesEndpoint>/

@@ -44,7 +44,7 @@ def test_function_environments(synthesized):
     found = functions(synthesized.template("SconesWorkflow"))
     classify = found["ClassifyImageFunction"]["Environment"]["Variables"]
     assert classify["ENDPOINT_NAME"]["Fn::GetStackOutput"]["StackName"] == "SconesEndpoint"
-    assert found["FilterInferencesFunction"]["Environment"]["Variables"]["THRESHOLD"] == "0.85"
+    assert found["FilterInferencesFunction"]["Environment"]["Variables"]["THRESHOLD"] == "0.75"
 
 
 def test_threshold_comes_from_context(tmp_path):
