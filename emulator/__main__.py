@@ -215,19 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="show moto's and the handlers' logs on stderr"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    serve = commands.add_parser(
-        "serve",
-        help="serve a model on 127.0.0.1 until interrupted",
-        description="Serve PATH (a model.tar.gz or a model record JSON) through its "
-        "code/inference.py, as the SageMaker PyTorch container does.",
-    )
-    serve.add_argument(
+    model_option = argparse.ArgumentParser(add_help=False)
+    model_option.add_argument(
         "--model",
         type=Path,
         required=True,
         metavar="PATH",
         help="model.tar.gz, or the model record JSON that training writes",
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[model_option],
+        help="serve a model on 127.0.0.1 until interrupted",
+        description="Serve PATH (a model.tar.gz or a model record JSON) through its "
+        "code/inference.py, as the SageMaker PyTorch container does.",
     )
     serve.add_argument("--port", type=int, required=True, metavar="N", help="TCP port")
     serve.add_argument("--endpoint-name", help="answer only this endpoint name (default: any name)")
@@ -247,18 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = commands.add_parser(
         "classify",
+        parents=[model_option],
         help="run files through the local workflow, one JSON line each",
         description="Upload each FILE under the bucket's incoming/ prefix, let the workflow "
         "the app synthesizes run, print {file, s3_key, status, label, confidence, "
         "inferences, error, cause, duration_ms} per file. Exit 0 when every file got an "
         "outcome (FAILED included).",
-    )
-    classify.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        metavar="PATH",
-        help="model.tar.gz, or the model record JSON that training writes",
     )
     classify.add_argument(
         "--capture-dir",
@@ -355,18 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     shifted = commands.add_parser(
         "shifted-batch",
+        parents=[model_option],
         help="send clean or shifted test images through the local workflow, with capture",
         description="Draw --count images from the staged test split (with replacement, "
         "seeded), shift them (dark: 40%% brightness, blur: Gaussian 1.5 px, rotate: 90 "
         "degrees, clean: unchanged), upload each under incoming/ of the local workflow and "
         "keep the endpoint's data capture under --capture-dir. Prints one JSON summary.",
-    )
-    shifted.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        metavar="PATH",
-        help="model.tar.gz, or the model record JSON that training writes",
     )
     shifted.add_argument("--shift", choices=SHIFT_NAMES, required=True, help="the change")
     shifted.add_argument("--count", type=int, default=200, help="images (default: 200)")
