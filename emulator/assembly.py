@@ -87,7 +87,12 @@ def cached_assembly(
     staging = Path(tempfile.mkdtemp(prefix="assembly-", dir=cache_root))
     try:
         synthesize(REPO_ROOT, staging, full_context)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process synthesized the same inputs first: use its assembly.
+            if not (target / "manifest.json").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
