@@ -40,6 +40,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model``: the artifact or record to serve, by default the one ``make demo`` trains."""
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO_ROOT / "build" / "model" / "model-record.json",
+        help="model.tar.gz or model record (default: build/model's record)",
+    )
+
+
 def test_images(model: Path, images: Path | None) -> list[bytes]:
     folders = (
         [images]
@@ -60,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=REPO_ROOT / "build" / "model" / "model-record.json",
-        help="model.tar.gz or model record (default: build/model's record)",
-    )
+    add_model_argument(parser)
     parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
     parser.add_argument("--requests", type=int, default=200, help="timed rounds (default: 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed rounds (default: 20)")

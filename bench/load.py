@@ -39,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.endpoint import add_model_argument, percentile
 from emulator.errors import WorkflowError
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -62,10 +63,7 @@ class LoadReport:
         return len(self.latencies_ms) / self.wall_seconds if self.wall_seconds else 0.0
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+        return percentile(self.latencies_ms, fraction) if self.latencies_ms else float("nan")
 
     def summary(self) -> str:
         mix = ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items()))
@@ -193,12 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         default=900.0,
         help="upload nothing new after this (default: 900); what is left counts as lost",
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=REPO_ROOT / "build" / "model" / "model-record.json",
-        help="model.tar.gz or model record (default: build/model's record)",
-    )
+    add_model_argument(parser)
     parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: cached)")
     parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
     parser.add_argument(

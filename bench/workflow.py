@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.endpoint import percentile, test_images
+from bench.endpoint import add_model_argument, percentile, test_images
 from emulator.assembly import cached_assembly, model_record_for
 from emulator.workflow import LocalWorkflow
 
@@ -37,12 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=REPO_ROOT / "build" / "model" / "model-record.json",
-        help="model.tar.gz or model record (default: build/model's record)",
-    )
+    add_model_argument(parser)
     parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: cached)")
     parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
     parser.add_argument("--executions", type=int, default=100, help="timed rounds (default: 100)")
