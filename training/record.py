@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from training.image_uris import FRAMEWORK_VERSION, PY_VERSION
+from training.framework import FRAMEWORK_VERSION, PY_VERSION
 
 RECORD_NAME = "model-record.json"
 REQUIRED_FIELDS = (

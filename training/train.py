@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the `training` package im
     sys.path.insert(0, str(REPO_ROOT))
 
 from training import cloud, stage_data
-from training.image_uris import LOCAL_REGION, UnsupportedImageRequest, pytorch_image_uri
+from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE
 from training.record import RECORD_NAME, build_record, write_record
 
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "model"
@@ -121,7 +121,7 @@ def train_local(
     evaluation = evaluate_artifact(model_archive, data_root / "test", output)
     record = build_record(
         model_data_url=str(model_archive),
-        image_uri=pytorch_image_uri(LOCAL_REGION, "inference", DEFAULT_ENDPOINT_INSTANCE),
+        image_uri=LOCAL_INFERENCE_IMAGE,
         metrics=metrics,
         training_job_name=_job_name("local"),
         evaluation=evaluation,
@@ -130,7 +130,11 @@ def train_local(
 
 
 def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
-    """Stage to S3, run the SageMaker training job, evaluate its artifact, write the record."""
+    """Stage to S3, run the SageMaker training job, evaluate its artifact, write the record.
+
+    ``session`` is a boto3 session (default: one for ``--region``); sagemaker-core makes its
+    SageMaker client from it.
+    """
     cloud.limit_metadata_wait()
     if session is None:
         import boto3
@@ -138,8 +142,13 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
         session = boto3.Session(region_name=args.region)
     region = cloud.check_session(session)
     s3 = session.client("s3")
-    sagemaker = session.client("sagemaker")
     bucket, role_arn = cloud.read_stack_parameters(session.client("ssm"), args.ssm_prefix)
+    training_image = args.image_uri or cloud.pytorch_image_uri(
+        region, "training", args.instance_type
+    )
+    inference_image = args.inference_image_uri or cloud.pytorch_image_uri(
+        region, "inference", args.endpoint_instance_type
+    )
     output = args.output.resolve()
     data_root = _stage(
         args.archive, (args.data_dir or output / "data").resolve(), args.skip_staging
@@ -156,36 +165,35 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
         region=region,
         bucket=bucket,
         role_arn=role_arn,
+        image_uri=training_image,
         instance_type=args.instance_type,
         max_runtime_seconds=args.max_runtime,
         spot=args.spot,
         max_wait_seconds=args.max_wait,
         hyperparameters=values,
-        image_uri=args.image_uri,
     )
     with tempfile.TemporaryDirectory(prefix="scones-source-") as workdir:
         source_uri = cloud.upload_source(s3, bucket, job_name, Path(workdir))
-    sagemaker.create_training_job(**cloud.build_training_job_request(options, source_uri))
+    job = cloud.start_training_job(session, options, source_uri)
     print(f"started training job {job_name} in {region}")
-    description = cloud.wait_for_job(sagemaker, job_name, args.poll_seconds)
-    model_url = description["ModelArtifacts"]["S3ModelArtifacts"]
+    job = cloud.wait_for_job(job, args.poll_seconds)
+    model_url = cloud.model_artifact(job)
     output.mkdir(parents=True, exist_ok=True)
     model_archive = output / MODEL_ARCHIVE
     s3.download_file(*cloud.split_s3_uri(model_url), str(model_archive))
     from training.evaluate import evaluate_artifact
 
     evaluation = evaluate_artifact(model_archive, data_root / "test", output)
-    metrics = cloud.final_metrics(description)
+    metrics = cloud.final_metrics(job)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     record = build_record(
         model_data_url=model_url,
-        image_uri=args.inference_image_uri
-        or pytorch_image_uri(region, "inference", args.endpoint_instance_type),
+        image_uri=inference_image,
         metrics={
             **metrics,
             "test_accuracy": evaluation["accuracy"],
             "test_size": evaluation["test_size"],
-            "train_seconds": description.get("TrainingTimeInSeconds"),
+            "train_seconds": job.training_time_in_seconds or None,
         },
         training_job_name=job_name,
         evaluation=evaluation,
@@ -276,9 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="--spot: seconds to wait for spot capacity plus training",
     )
     cloud_options.add_argument("--job-name", help="training job name (default: timestamped)")
-    cloud_options.add_argument("--image-uri", help="training image (default: PyTorch 2.6.0 DLC)")
     cloud_options.add_argument(
-        "--inference-image-uri", help="inference image for the record (default: PyTorch 2.6.0 DLC)"
+        "--image-uri",
+        help=f"training image (default: the PyTorch {FRAMEWORK_VERSION} image for the region)",
+    )
+    cloud_options.add_argument(
+        "--inference-image-uri",
+        help=f"inference image for the record (default: the PyTorch {FRAMEWORK_VERSION} image)",
     )
     cloud_options.add_argument(
         "--endpoint-instance-type",
@@ -311,12 +323,7 @@ def main(argv: list[str] | None = None, session: Any | None = None) -> int:
             )
         else:
             record_path = train_cloud(args, session)
-    except (
-        cloud.CloudError,
-        stage_data.StagingError,
-        EvaluationError,
-        UnsupportedImageRequest,
-    ) as error:
+    except (cloud.CloudError, stage_data.StagingError, EvaluationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as error:

@@ -1,11 +1,14 @@
-"""Cloud mode: the exact CreateTrainingJob request, the whole launch under moto + Stubber,
-image URIs, and the one-line failure without credentials."""
+"""Cloud mode: the exact CreateTrainingJob request that sagemaker-core sends (moto), the whole
+launch with the SDK's SageMaker client stubbed, the wait and its failures, the images, the
+one-line failure without credentials, and the SDK kept out of the local mode and the CDK app."""
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -17,20 +20,23 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from training import cloud, train
-from training.image_uris import UnsupportedImageRequest, pytorch_image_uri
+from training.framework import LOCAL_INFERENCE_IMAGE
 from training.record import read_record
 
 BUCKET = "scones-data-123"
 ROLE = "arn:aws:iam::123456789012:role/scones-training"
 JOB = "scones-classifier-test"
+JOB_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
 SOURCE_URI = f"s3://{BUCKET}/models/{JOB}/source/sourcedir.tar.gz"
 TRAINING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312"
+ARTIFACT_KEY = f"models/{JOB}/output/model.tar.gz"
 METRICS = [
     {"Name": "train:loss", "Regex": "train_loss=([0-9.]+)"},
     {"Name": "validation:loss", "Regex": "val_loss=([0-9.]+)"},
     {"Name": "validation:accuracy", "Regex": "val_accuracy=([0-9.]+)"},
     {"Name": "test:accuracy", "Regex": "test_accuracy=([0-9.]+)"},
 ]
+LAUNCH_ARGUMENTS = ["--epochs", "2", "--job-name", JOB, "--poll-seconds", "0"]
 
 
 def expected_request(spot: bool) -> dict:
@@ -82,154 +88,150 @@ def expected_request(spot: bool) -> dict:
     return request
 
 
-@pytest.mark.parametrize("spot", [False, True])
-def test_training_job_request_is_exact(spot):
-    options = cloud.JobOptions(
+def job_options(spot: bool) -> cloud.JobOptions:
+    return cloud.JobOptions(
         job_name=JOB,
         region="us-east-1",
         bucket=BUCKET,
         role_arn=ROLE,
+        image_uri=TRAINING_IMAGE,
         spot=spot,
         hyperparameters={"seed": 0, "epochs": 2},
     )
-    assert cloud.build_training_job_request(options, SOURCE_URI) == expected_request(spot)
 
 
-def test_image_uris_follow_region_partition_and_processor():
-    assert pytorch_image_uri("eu-west-1", "inference", "ml.m5.large") == (
-        "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+def capture_create_requests(session: boto3.Session) -> list[dict]:
+    """The parameters of every CreateTrainingJob call of the clients this session makes."""
+    requests: list[dict] = []
+    session.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob",
+        lambda params, **_: requests.append(copy.deepcopy(params)),
     )
-    assert pytorch_image_uri("af-south-1", "training", "ml.g5.xlarge") == (
-        "626614931356.dkr.ecr.af-south-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312"
-    )
-    assert pytorch_image_uri("cn-north-1", "inference", "ml.c5.large").startswith(
-        "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/"
-    )
-    assert pytorch_image_uri("me-west-1", "inference", "ml.m5.large")
-    with pytest.raises(UnsupportedImageRequest, match="me-west-1"):
-        pytorch_image_uri("me-west-1", "training", "ml.m5.large")
-    with pytest.raises(UnsupportedImageRequest, match="Neuron"):
-        pytorch_image_uri("us-east-1", "inference", "ml.inf2.xlarge")
+    return requests
 
 
-class MotoSession:
-    """A boto3 session whose SageMaker client is stubbed; S3 and SSM are moto's."""
+def sdk_client(session: boto3.Session):
+    """The SageMaker client sagemaker-core uses for this session and region (it caches it)."""
+    from sagemaker.core.resources import Base
 
-    def __init__(self, sagemaker_client):
-        self._session = boto3.Session(region_name="us-east-1")
-        self.region_name = "us-east-1"
-        self._sagemaker = sagemaker_client
-
-    def get_credentials(self):
-        return self._session.get_credentials()
-
-    def client(self, name):
-        return self._sagemaker if name == "sagemaker" else self._session.client(name)
+    return Base.get_sagemaker_client(session=session, region_name="us-east-1")
 
 
-def put_stack_parameters(prefix="/scones-unlimited"):
+def description(status: str, secondary: str, **fields) -> dict:
+    """A DescribeTrainingJob response."""
+    return {
+        "TrainingJobName": JOB,
+        "TrainingJobArn": JOB_ARN,
+        "TrainingJobStatus": status,
+        "SecondaryStatus": secondary,
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "CreationTime": datetime.datetime(2026, 1, 1),
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/{ARTIFACT_KEY}"},
+        **fields,
+    }
+
+
+def metric(name: str, value: float) -> dict:
+    return {"MetricName": name, "Value": value, "Timestamp": datetime.datetime(2026, 1, 1)}
+
+
+def prepare_account(model_dir, tmp_path, artifact_key: str = ARTIFACT_KEY):
+    """Moto's S3 bucket and SSM parameters as the storage stack leaves them, plus an artifact."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
     ssm = boto3.client("ssm", region_name="us-east-1")
-    ssm.put_parameter(Name=f"{prefix}/data-bucket-name", Value=BUCKET, Type="String")
-    ssm.put_parameter(Name=f"{prefix}/sagemaker-training-role-arn", Value=ROLE, Type="String")
-
-
-def packed_model(model_dir, tmp_path):
+    ssm.put_parameter(Name="/scones-unlimited/data-bucket-name", Value=BUCKET, Type="String")
+    ssm.put_parameter(
+        Name="/scones-unlimited/sagemaker-training-role-arn", Value=ROLE, Type="String"
+    )
     archive = tmp_path / "job-model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(model_dir.rglob("*")):
             if path.is_file():
                 tar.add(path, arcname=path.relative_to(model_dir).as_posix())
-    return archive
+    s3.upload_file(str(archive), BUCKET, artifact_key)
+    return s3
+
+
+@pytest.mark.parametrize("spot", [False, True])
+@mock_aws
+def test_sdk_sends_the_exact_create_training_job_request(spot):
+    session = boto3.Session(region_name="us-east-1")
+    requests = capture_create_requests(session)
+
+    job = cloud.start_training_job(session, job_options(spot), SOURCE_URI)
+
+    assert requests == [expected_request(spot)]
+    assert job.training_job_name == JOB
+    assert job.enable_managed_spot_training is spot
 
 
 @mock_aws
 def test_cloud_mode_launches_waits_evaluates_and_writes_record(
     make_archive, model_dir, tmp_path, capsys
 ):
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    put_stack_parameters()
-    artifact_key = f"models/{JOB}/output/model.tar.gz"
-    s3.upload_file(str(packed_model(model_dir, tmp_path)), BUCKET, artifact_key)
-
-    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-    stubber = Stubber(sagemaker)
-    arn = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
+    s3 = prepare_account(model_dir, tmp_path)
+    session = boto3.Session(region_name="us-east-1")
+    stubber = Stubber(sdk_client(session))
     stubber.add_response(
-        "create_training_job", {"TrainingJobArn": arn}, expected_params=expected_request(spot=True)
+        "create_training_job", {"TrainingJobArn": JOB_ARN}, expected_request(spot=True)
     )
-    base = {
-        "TrainingJobName": JOB,
-        "TrainingJobArn": arn,
-        "AlgorithmSpecification": {"TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        "CreationTime": datetime.datetime(2026, 1, 1),
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/{artifact_key}"},
-    }
-    stubber.add_response(
-        "describe_training_job",
-        {
-            **base,
-            "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": "Training",
-        },
-        expected_params={"TrainingJobName": JOB},
-    )
-    stubber.add_response(
-        "describe_training_job",
-        {
-            **base,
-            "TrainingJobStatus": "Completed",
-            "SecondaryStatus": "Completed",
-            "TrainingTimeInSeconds": 321,
-            "FinalMetricDataList": [
-                {
-                    "MetricName": "validation:accuracy",
-                    "Value": 0.94,
-                    "Timestamp": datetime.datetime(2026, 1, 1),
-                },
-            ],
-        },
-        expected_params={"TrainingJobName": JOB},
-    )
+    for status, secondary, fields in [
+        ("InProgress", "Starting", {}),
+        ("InProgress", "Training", {"FinalMetricDataList": [metric("validation:accuracy", 0.9)]}),
+        (
+            "Completed",
+            "Completed",
+            {
+                "TrainingTimeInSeconds": 321,
+                "FinalMetricDataList": [
+                    metric("validation:accuracy", 0.94),
+                    metric("train:loss", 0.21),
+                ],
+            },
+        ),
+    ]:
+        stubber.add_response(
+            "describe_training_job",
+            description(status, secondary, **fields),
+            {"TrainingJobName": JOB},
+        )
 
     output = tmp_path / "out"
     with stubber:
         code = train.main(
-            [
-                "--archive",
-                str(make_archive()),
-                "--output",
-                str(output),
-                "--spot",
-                "--epochs",
-                "2",
-                "--job-name",
-                JOB,
-                "--poll-seconds",
-                "0",
-            ],
-            session=MotoSession(sagemaker),
+            ["--archive", str(make_archive()), "--output", str(output), "--spot"]
+            + LAUNCH_ARGUMENTS,
+            session=session,
         )
         stubber.assert_no_pending_responses()
 
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert "InProgress / Starting" in captured.err
+    assert "InProgress / Training val_accuracy=0.9" in captured.err
+    assert "Completed / Completed val_accuracy=0.94 train_loss=0.21" in captured.err
     record_path = output / "model-record.json"
     assert captured.out.strip().splitlines()[-1] == (
         f"next: npx cdk deploy --all -c model_record={record_path}"
     )
     record = read_record(record_path)
-    assert record["model_data_url"] == f"s3://{BUCKET}/{artifact_key}"
+    assert record["model_data_url"] == f"s3://{BUCKET}/{ARTIFACT_KEY}"
     assert record["training_job_name"] == JOB
     assert record["image_uri"] == TRAINING_IMAGE.replace("training", "inference")
+    assert (record["framework_version"], record["py_version"]) == ("2.6.0", "py312")
     assert record["metrics"]["val_accuracy"] == 0.94
+    assert record["metrics"]["train_loss"] == 0.21
     assert record["metrics"]["train_seconds"] == 321
     assert record["evaluation"]["test_size"] == 12
+    assert json.loads((output / "metrics.json").read_text()) == {
+        "val_accuracy": 0.94,
+        "train_loss": 0.21,
+    }
 
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert f"models/{JOB}/source/sourcedir.tar.gz" in keys
     assert sum(key.startswith("data/train/") for key in keys) == 24
     assert sum(key.startswith("data/test/") for key in keys) == 12
     source = tmp_path / "source.tar.gz"
@@ -239,37 +241,89 @@ def test_cloud_mode_launches_waits_evaluates_and_writes_record(
 
 
 @mock_aws
-def test_failed_job_is_reported_in_one_line(tmp_path, capsys):
-    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-    stubber = Stubber(sagemaker)
-    stubber.add_response(
-        "describe_training_job",
-        {
-            "TrainingJobName": JOB,
-            "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:x/y",
-            "TrainingJobStatus": "Failed",
-            "SecondaryStatus": "Failed",
-            "FailureReason": "AlgorithmError: out of memory",
-            "AlgorithmSpecification": {"TrainingInputMode": "File"},
-            "ResourceConfig": {
-                "InstanceType": "ml.m5.large",
-                "InstanceCount": 1,
-                "VolumeSizeInGB": 10,
-            },
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-            "CreationTime": datetime.datetime(2026, 1, 1),
-            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"},
-        },
+def test_cloud_mode_runs_against_moto_sagemaker(make_archive, model_dir, tmp_path, capsys):
+    """No stub: moto's SageMaker accepts the request and names the artifact the job wrote."""
+    prepare_account(model_dir, tmp_path)
+    session = boto3.Session(region_name="us-east-1")
+    requests = capture_create_requests(session)
+
+    code = train.main(
+        ["--archive", str(make_archive()), "--output", str(tmp_path / "out")] + LAUNCH_ARGUMENTS,
+        session=session,
     )
-    with stubber, pytest.raises(cloud.CloudError, match="ended Failed: AlgorithmError"):
-        cloud.wait_for_job(sagemaker, JOB, poll_seconds=0)
+
+    assert code == 0, capsys.readouterr().err
+    assert requests == [expected_request(spot=False)]
+    record = read_record(tmp_path / "out" / "model-record.json")
+    assert record["model_data_url"] == f"s3://{BUCKET}/{ARTIFACT_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("status", "secondary", "reason", "message"),
+    [
+        (
+            "Failed",
+            "Failed",
+            "AlgorithmError: out of memory\nTraceback (most recent call last):\n  ...",
+            f"training job {JOB} ended Failed: AlgorithmError: out of memory "
+            "Traceback (most recent call last): ...",
+        ),
+        (
+            "Stopped",
+            "MaxWaitTimeExceeded",
+            None,
+            f"training job {JOB} ended Stopped: MaxWaitTimeExceeded",
+        ),
+    ],
+)
+def test_a_job_that_does_not_complete_is_one_line(status, secondary, reason, message):
+    from sagemaker.core.resources import TrainingJob
+
+    session = boto3.Session(region_name="us-east-1")
+    stubber = Stubber(sdk_client(session))
+    stubber.add_response("describe_training_job", description("InProgress", "Training"))
+    ended = {"FailureReason": reason} if reason else {}
+    stubber.add_response("describe_training_job", description(status, secondary, **ended))
+    sleeps: list[float] = []
+    with stubber:
+        job = TrainingJob.get(training_job_name=JOB, session=session, region="us-east-1")
+        with pytest.raises(cloud.CloudError) as raised:
+            cloud.wait_for_job(job, poll_seconds=7, sleep=sleeps.append)
+        stubber.assert_no_pending_responses()
+    assert str(raised.value) == message
+    assert sleeps == [7]
+
+
+def test_images_come_from_the_sdk_offline(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("image_uris.retrieve went to the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    assert cloud.pytorch_image_uri("us-east-1", "training", "ml.m5.large") == TRAINING_IMAGE
+    assert cloud.pytorch_image_uri("us-east-1", "inference", "ml.m5.large") == (
+        LOCAL_INFERENCE_IMAGE
+    )
+    assert cloud.pytorch_image_uri("eu-west-1", "inference", "ml.g5.xlarge") == (
+        "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.6.0-gpu-py312"
+    )
+    assert cloud.pytorch_image_uri("cn-north-1", "inference", "ml.c5.large").startswith(
+        "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/pytorch-inference:"
+    )
+    with pytest.raises(cloud.CloudError) as raised:
+        cloud.pytorch_image_uri("me-west-1", "training", "ml.m5.large")
+    assert str(raised.value) == (
+        "no PyTorch 2.6.0 training image for ml.m5.large in me-west-1 "
+        "(Unsupported region: me-west-1); pass --image-uri"
+    )
+    with pytest.raises(cloud.CloudError, match=r"in us-east-1 .*; pass --inference-image-uri$"):
+        cloud.pytorch_image_uri("us-east-1", "inference", "ml.inf2.xlarge")
 
 
 @mock_aws
 def test_missing_stack_parameters_say_to_deploy_the_storage_stack(tmp_path, capsys):
     code = train.main(
         ["--output", str(tmp_path), "--ssm-prefix", "/other"],
-        session=MotoSession(boto3.client("sagemaker", region_name="us-east-1")),
+        session=boto3.Session(region_name="us-east-1"),
     )
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 1
@@ -310,6 +364,35 @@ def test_no_credentials_fail_fast_in_one_line(tmp_path):
     assert "Traceback" not in completed.stdout
     assert elapsed < 20
     assert not (tmp_path / "out").exists()
+
+
+def test_local_mode_and_the_cdk_app_never_import_the_sdk(make_archive, tmp_path):
+    """With ``sagemaker`` made unimportable, the app and a whole local run still work."""
+    script = f"""
+import sys
+sys.modules["sagemaker"] = None
+import app
+from training import train
+code = train.main([
+    "--local", "--archive", {str(make_archive())!r}, "--output", {str(tmp_path / "out")!r},
+    "--epochs", "1", "--num-threads", "1", "--hyperparameter", "architecture=cnn3",
+    "--hyperparameter", "width=8", "--hyperparameter", "batch-size=8",
+])
+print("sagemaker modules:", sorted(m for m in sys.modules if m.startswith("sagemaker.")))
+sys.exit(code)
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=train.REPO_ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "sagemaker modules: []" in completed.stdout.splitlines()
+    assert read_record(tmp_path / "out" / "model-record.json")["image_uri"] == (
+        LOCAL_INFERENCE_IMAGE
+    )
 
 
 def test_hyperparameter_option_parses_json_values():
