@@ -28,10 +28,12 @@ RECORD_METRIC_KEYS = (
     "train_loss",
     "best_epoch",
     "epochs_run",
+    "refit_epochs",
     "train_seconds",
     "parameters",
     "train_size",
     "validation_size",
+    "final_train_size",
     "test_size",
     "hyperparameters",
 )

@@ -58,6 +58,9 @@ class Hyperparameters:
     validation_fraction: float = 0.1
     patience: int = 15
     ema_decay: float = 0.98
+    cutout: int = 0
+    mixup_alpha: float = 0.0
+    refit: bool = False
     seed: int = 0
 
 
@@ -77,7 +80,12 @@ class TrainingState:
     best_val_accuracy: float = 0.0
     best_val_loss: float = float("inf")
     epochs_without_improvement: int = 0
+    refit_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    refit_history: list[dict[str, float]] = field(default_factory=list)
+
+    def selecting(self, hp: Hyperparameters) -> bool:
+        return self.epoch < hp.epochs and self.epochs_without_improvement < hp.patience
 
 
 def log_line(text: str) -> None:
@@ -86,11 +94,19 @@ def log_line(text: str) -> None:
     sys.stdout.flush()
 
 
-def seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+
+
+def epoch_randomness(
+    seed: int, phase: int, epoch: int
+) -> tuple[torch.Generator, np.random.Generator]:
+    """Generators for one epoch, derived from (seed, phase, epoch): a resumed run repeats them."""
+    entropy = np.random.SeedSequence([seed, phase, epoch])
+    torch_seed = int(entropy.generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(torch_seed), np.random.default_rng(entropy)
 
 
 def load_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -129,16 +145,49 @@ def to_unit_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crop after reflect padding, and random horizontal flip, per image."""
-    size = batch.shape[-1]
+    """Random crop after reflect padding and random horizontal flip, per image, in one gather."""
+    count, _, size, _ = batch.shape
     padded = F.pad(batch, (CROP_PADDING,) * 4, mode="reflect")
-    offsets = torch.randint(0, 2 * CROP_PADDING + 1, (batch.shape[0], 2), generator=generator)
-    flips = torch.rand(batch.shape[0], generator=generator) < 0.5
-    crops = []
-    for image, (top, left), flip in zip(padded, offsets.tolist(), flips.tolist(), strict=True):
-        crop = image[:, top : top + size, left : left + size]
-        crops.append(torch.flip(crop, dims=[2]) if flip else crop)
-    return torch.stack(crops)
+    offsets = torch.randint(0, 2 * CROP_PADDING + 1, (count, 2), generator=generator)
+    flips = torch.rand(count, generator=generator) < 0.5
+    steps = torch.arange(size)
+    rows = offsets[:, :1] + steps
+    cols = offsets[:, 1:] + torch.where(flips[:, None], steps.flip(0), steps)
+    crops = padded[torch.arange(count)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return crops.permute(0, 3, 1, 2).contiguous()
+
+
+def cut_out(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero one ``size`` x ``size`` square per normalized image, centred anywhere (Cutout)."""
+    if size <= 0:
+        return batch
+    count, _, height, width = batch.shape
+    centres = torch.rand(count, 2, generator=generator) * torch.tensor([height, width])
+    rows = torch.arange(height)[None, :] - centres[:, :1] + size / 2
+    cols = torch.arange(width)[None, :] - centres[:, 1:] + size / 2
+    inside_rows = (rows >= 0) & (rows < size)
+    inside_cols = (cols >= 0) & (cols < size)
+    hole = inside_rows[:, :, None] & inside_cols[:, None, :]
+    return batch.masked_fill(hole[:, None], 0.0)
+
+
+def mixed_loss(
+    network: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    hp: Hyperparameters,
+    mix_rng: np.random.Generator,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Cross-entropy; with ``hp.mixup_alpha`` > 0, on a mixup of the batch with a shuffle of it."""
+    if hp.mixup_alpha <= 0:
+        return F.cross_entropy(network(inputs), labels, label_smoothing=hp.label_smoothing)
+    share = float(mix_rng.beta(hp.mixup_alpha, hp.mixup_alpha))
+    partners = torch.randperm(len(inputs), generator=generator)
+    logits = network(share * inputs + (1 - share) * inputs[partners])
+    return share * F.cross_entropy(logits, labels, label_smoothing=hp.label_smoothing) + (
+        1 - share
+    ) * F.cross_entropy(logits, labels[partners], label_smoothing=hp.label_smoothing)
 
 
 def evaluate_logits(
@@ -178,12 +227,72 @@ def warmed_up_ema(decay: float):
     return update
 
 
-def _save_checkpoint(path: Path, model, ema, optimizer, scheduler, best_state, state) -> None:
+class Fit:
+    """One network trained on one labelled set: weights, their moving average, optimizer, schedule.
+
+    Validation, selection and the artifact use the exponential moving average of the weights
+    (BatchNorm statistics included): steadier than the raw weights on a thousand images.
+    """
+
+    def __init__(self, hp: Hyperparameters, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.hp, self.images, self.labels = hp, images, labels
+        self.network = build_network(hp.architecture, hp.width)
+        self.ema = AveragedModel(
+            self.network, multi_avg_fn=warmed_up_ema(hp.ema_decay), use_buffers=True
+        )
+        self.mean = images.mean(dim=(0, 2, 3)).tolist()
+        self.std = images.std(dim=(0, 2, 3)).tolist()
+        self.model = ProbabilityModel(self.ema.module, self.mean, self.std, flip_average=True)
+        self.optimizer = torch.optim.AdamW(
+            self.network.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
+        )
+        steps_per_epoch = -(-len(images) // hp.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=hp.learning_rate, total_steps=hp.epochs * steps_per_epoch
+        )
+
+    def run_epoch(self, phase: int, epoch: int) -> float:
+        """One pass over the set in random order; returns the mean training loss."""
+        hp = self.hp
+        generator, mix_rng = epoch_randomness(hp.seed, phase, epoch)
+        torch.manual_seed(generator.initial_seed())  # dropout draws from the global generator
+        self.network.train()
+        order = torch.randperm(len(self.images), generator=generator)
+        total_loss = 0.0
+        for start in range(0, len(order), hp.batch_size):
+            batch = order[start : start + hp.batch_size]
+            inputs = (augment(self.images[batch], generator) - self.model.mean) / self.model.std
+            inputs = cut_out(inputs, hp.cutout, generator)
+            loss = mixed_loss(self.network, inputs, self.labels[batch], hp, mix_rng, generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.ema.update_parameters(self.network)
+            total_loss += loss.item() * len(batch)
+        return total_loss / len(self.images)
+
+    def state_dict(self) -> dict:
+        return {
+            "network": self.network.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.network.load_state_dict(saved["network"])
+        self.ema.load_state_dict(saved["ema"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+
+
+def _save_checkpoint(
+    path: Path, selection: Fit, refit: Fit | None, best_state: dict, state: TrainingState
+) -> None:
     payload = {
-        "model": model.state_dict(),
-        "ema": ema.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "selection": selection.state_dict(),
+        "refit": refit.state_dict() if refit else None,
         "best_state": best_state,
         "training_state": asdict(state),
     }
@@ -203,115 +312,117 @@ def _write_model_dir(model_dir: Path, network_state: dict, config: dict) -> None
 
 
 def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) -> dict:
-    """Train, select the best epoch on validation, score on test, write model and metrics."""
+    """Train, select the best epoch on validation, optionally refit, score on test, write all.
+
+    Selection trains on the training split minus a stratified validation set and keeps the
+    epoch with the lowest validation loss (or stops early). With ``hp.refit`` a new network
+    then trains on the whole training split with the same schedule up to that epoch: what was
+    validated, on 10% more images. The test split only gives the final score.
+    """
     if hp.architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {hp.architecture!r}; choose one of {ARCHITECTURES}")
     torch.set_num_threads(num_threads or os.cpu_count() or 1)
-    generator = seed_everything(hp.seed)
+    seed_everything(hp.seed)
     started = time.perf_counter()
 
     images, labels = load_image_folder(paths.train_dir)
     train_idx, val_idx = split_validation(labels, hp.validation_fraction, hp.seed)
-    train_x, train_y = to_unit_tensor(images[train_idx]), torch.from_numpy(labels[train_idx])
     val_x, val_y = to_unit_tensor(images[val_idx]), torch.from_numpy(labels[val_idx])
-    mean = train_x.mean(dim=(0, 2, 3)).tolist()
-    std = train_x.std(dim=(0, 2, 3)).tolist()
-
-    network = build_network(hp.architecture, hp.width)
-    # Validation, selection and the artifact use an exponential moving average of the weights
-    # (BatchNorm statistics included): steadier than the raw weights on 900 images.
-    ema = AveragedModel(network, multi_avg_fn=warmed_up_ema(hp.ema_decay), use_buffers=True)
-    model = ProbabilityModel(ema.module, mean, std, flip_average=True)
-    steps_per_epoch = -(-len(train_x) // hp.batch_size)
-    optimizer = torch.optim.AdamW(
-        network.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=hp.learning_rate, total_steps=hp.epochs * steps_per_epoch
-    )
+    selection = Fit(hp, to_unit_tensor(images[train_idx]), torch.from_numpy(labels[train_idx]))
+    refit = Fit(hp, to_unit_tensor(images), torch.from_numpy(labels)) if hp.refit else None
     state = TrainingState()
-    best_state = copy.deepcopy(ema.module.state_dict())
+    best_state = copy.deepcopy(selection.ema.module.state_dict())
     checkpoint = paths.checkpoint_dir / CHECKPOINT_FILE if paths.checkpoint_dir else None
     if checkpoint and checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        network.load_state_dict(saved["model"])
-        ema.load_state_dict(saved["ema"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        selection.load_state_dict(saved["selection"])
+        if refit and saved["refit"]:
+            refit.load_state_dict(saved["refit"])
         best_state = saved["best_state"]
         state = TrainingState(**saved["training_state"])
-        generator.manual_seed(hp.seed + state.epoch)
-        print(f"resumed from {checkpoint} after epoch {state.epoch}", flush=True)
+        print(
+            f"resumed from {checkpoint} after epoch {state.epoch}"
+            + (f" and refit epoch {state.refit_epoch}" if state.refit_epoch else ""),
+            flush=True,
+        )
 
-    progress = tqdm(range(state.epoch + 1, hp.epochs + 1), desc="epochs", unit="epoch")
-    for epoch in progress:
-        network.train()
-        order = torch.randperm(len(train_x), generator=generator)
-        total_loss = 0.0
-        for start in range(0, len(order), hp.batch_size):
-            batch = order[start : start + hp.batch_size]
-            inputs = (augment(train_x[batch], generator) - model.mean) / model.std
-            loss = F.cross_entropy(
-                network(inputs), train_y[batch], label_smoothing=hp.label_smoothing
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            ema.update_parameters(network)
-            total_loss += loss.item() * len(batch)
-        train_loss = total_loss / len(train_x)
-        val_loss, val_accuracy = evaluate_logits(model, val_x, val_y, hp.label_smoothing)
-        state.epoch = epoch
-        state.history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-            }
-        )
-        improved = val_loss < state.best_val_loss  # loss: steadier than 100-image accuracy
-        if improved:
-            state.best_epoch, state.best_val_accuracy, state.best_val_loss = (
-                epoch,
-                val_accuracy,
-                val_loss,
-            )
-            state.epochs_without_improvement = 0
-            best_state = copy.deepcopy(ema.module.state_dict())
-        else:
-            state.epochs_without_improvement += 1
-        log_line(
-            f"epoch={epoch} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
-            f"val_accuracy={val_accuracy:.4f}"
-        )
+    def save() -> None:
         if checkpoint:
-            _save_checkpoint(checkpoint, network, ema, optimizer, scheduler, best_state, state)
-        if state.epochs_without_improvement >= hp.patience:
-            log_line(
-                f"early stop after epoch {epoch}: no better validation for {hp.patience} epochs"
-            )
-            break
-    progress.close()
+            _save_checkpoint(checkpoint, selection, refit, best_state, state)
 
-    model.network.load_state_dict(best_state)
+    with tqdm(total=hp.epochs, initial=state.epoch, desc="epochs", unit="epoch") as progress:
+        while state.selecting(hp):
+            epoch = state.epoch + 1
+            train_loss = selection.run_epoch(0, epoch)
+            val_loss, val_accuracy = evaluate_logits(
+                selection.model, val_x, val_y, hp.label_smoothing
+            )
+            state.epoch = epoch
+            state.history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                }
+            )
+            if val_loss < state.best_val_loss:  # loss: steadier than 100-image accuracy
+                state.best_epoch, state.best_val_accuracy, state.best_val_loss = (
+                    epoch,
+                    val_accuracy,
+                    val_loss,
+                )
+                state.epochs_without_improvement = 0
+                best_state = copy.deepcopy(selection.ema.module.state_dict())
+            else:
+                state.epochs_without_improvement += 1
+            log_line(
+                f"epoch={epoch} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
+                f"val_accuracy={val_accuracy:.4f}"
+            )
+            save()
+            progress.update()
+            if not state.selecting(hp) and state.epoch < hp.epochs:
+                log_line(
+                    f"early stop after epoch {epoch}: no better validation for {hp.patience} epochs"
+                )
+
+    final = selection
+    if refit:
+        final = refit
+        with tqdm(
+            total=state.best_epoch, initial=state.refit_epoch, desc="refit", unit="epoch"
+        ) as progress:
+            while state.refit_epoch < state.best_epoch:
+                epoch = state.refit_epoch + 1
+                train_loss = refit.run_epoch(1, epoch)
+                state.refit_epoch = epoch
+                state.refit_history.append({"epoch": epoch, "train_loss": train_loss})
+                log_line(f"refit_epoch={epoch} train_loss={train_loss:.4f}")
+                save()
+                progress.update()
+        best_state = refit.ema.module.state_dict()
+
+    final.model.network.load_state_dict(best_state)
     metrics: dict = {
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
+        "refit_epochs": state.refit_epoch,
         "val_accuracy": state.best_val_accuracy,
         "val_loss": state.best_val_loss,
-        "train_loss": state.history[-1]["train_loss"] if state.history else None,
-        "train_size": len(train_x),
+        "train_loss": (state.refit_history or state.history)[-1]["train_loss"],
+        "train_size": len(selection.images),
         "validation_size": len(val_x),
-        "parameters": sum(p.numel() for p in network.parameters()),
+        "final_train_size": len(final.images),
+        "parameters": sum(p.numel() for p in final.network.parameters()),
         "hyperparameters": asdict(hp),
         "history": state.history,
+        "refit_history": state.refit_history,
     }
     if paths.test_dir is not None:
         test_images, test_labels = load_image_folder(paths.test_dir)
         metrics["test_accuracy"] = probability_accuracy(
-            model, to_unit_tensor(test_images), torch.from_numpy(test_labels)
+            final.model, to_unit_tensor(test_images), torch.from_numpy(test_labels)
         )
         metrics["test_size"] = len(test_labels)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
@@ -326,8 +437,8 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
         "width": hp.width,
         "class_names": list(CLASS_NAMES),
         "input_size": INPUT_SIZE,
-        "mean": mean,
-        "std": std,
+        "mean": final.mean,
+        "std": final.std,
         "flip_average": True,
     }
     _write_model_dir(paths.model_dir, best_state, config)
@@ -339,6 +450,14 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
+
+
+def _boolean(text: str) -> bool:
+    """A hyperparameter flag as SageMaker passes it: ``true``/``false`` (any case), 1 or 0."""
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
+    return value in ("true", "1")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths, int | None]:
@@ -374,6 +493,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         default=defaults.ema_decay,
         help="per-step decay of the weight average that is validated and saved",
     )
+    parser.add_argument(
+        "--cutout",
+        type=int,
+        default=defaults.cutout,
+        help="side in pixels of the square zeroed in each training image (0: off)",
+    )
+    parser.add_argument(
+        "--mixup-alpha",
+        type=float,
+        default=defaults.mixup_alpha,
+        help="Beta(alpha, alpha) share of mixup between training images (0: off)",
+    )
+    parser.add_argument(
+        "--refit",
+        type=_boolean,
+        default=defaults.refit,
+        help="true: after selection, retrain on train+validation up to the selected epoch",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--num-threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--train-dir", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
@@ -400,6 +537,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         validation_fraction=args.validation_fraction,
         patience=args.patience,
         ema_decay=args.ema_decay,
+        cutout=args.cutout,
+        mixup_alpha=args.mixup_alpha,
+        refit=args.refit,
         seed=args.seed,
     )
     paths = RunPaths(
