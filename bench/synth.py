@@ -30,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from stacks.application import cdk_json_context  # noqa: E402
+from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE  # noqa: E402
 
 ONE_BUCKET_APP = """
 import stacks  # the same Node.js for jsii as the full app
@@ -43,8 +44,8 @@ app.synth()
 """
 RECORD = {
     "model_data_url": "s3://bench-bucket/models/bench/output/model.tar.gz",
-    "image_uri": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312",
-    "framework_version": "2.6.0",
+    "image_uri": LOCAL_INFERENCE_IMAGE,
+    "framework_version": FRAMEWORK_VERSION,
     "metrics": {},
     "training_job_name": "bench",
 }

@@ -18,15 +18,11 @@ from typing import Any
 from emulator.errors import ModelLoadError
 from emulator.inference_model import resolve_model_archive
 from emulator.workflow import synthesize
+from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = REPO_ROOT / "build" / "local-mode"
 _APP_INPUTS = ("app.py", "cdk.json", "stacks", "lambda_src")
-# Only for synthesizing a bare model.tar.gz that has no record: the local mode serves the
-# archive itself and never pulls this image.
-_BARE_ARCHIVE_IMAGE = (
-    "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
-)
 
 
 def model_record_for(model: Path, workdir: Path) -> Path:
@@ -47,9 +43,10 @@ def model_record_for(model: Path, workdir: Path) -> Path:
         json.dumps(
             {
                 "model_data_url": str(archive.resolve()),
-                "image_uri": _BARE_ARCHIVE_IMAGE,
-                "framework_version": "2.6.0",
-                "py_version": "py312",
+                # the local mode serves the archive itself and never pulls this image
+                "image_uri": LOCAL_INFERENCE_IMAGE,
+                "framework_version": FRAMEWORK_VERSION,
+                "py_version": PY_VERSION,
                 "metrics": {},
                 "training_job_name": f"local-{archive.stem}",
             }
