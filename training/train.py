@@ -41,7 +41,7 @@ def _job_name(prefix: str) -> str:
     return f"{prefix}-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}"
 
 
-def _entry_point_module():
+def entry_point_module():
     """Import ``train_model`` the way the training container does: from its own folder."""
     from training.evaluate import import_from_folder
 
@@ -94,7 +94,7 @@ def train_local(
 
     output = output.resolve()
     data_root = _stage(archive, (data_dir or output / "data").resolve(), skip_staging)
-    entry = _entry_point_module()
+    entry = entry_point_module()
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scones-model-") as model_dir:
         arguments = hyperparameter_arguments(epochs, seed, hyperparameters or {})
@@ -201,7 +201,7 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
     return write_record(output / RECORD_NAME, record)
 
 
-def _key_value(text: str) -> tuple[str, Any]:
+def parse_hyperparameter(text: str) -> tuple[str, Any]:
     name, separator, value = text.partition("=")
     if not separator or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--hyperparameter",
-        type=_key_value,
+        type=parse_hyperparameter,
         action="append",
         default=[],
         metavar="NAME=VALUE",

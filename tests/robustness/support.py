@@ -25,15 +25,16 @@ def untrained_model_archive(directory: Path, seed: int = 0) -> Path:
     """``model.tar.gz`` as training writes it (weights, config, ``code/``), weights untrained."""
     import torch
 
-    from training.train import _entry_point_module, pack_model_dir
+    from training.train import entry_point_module, pack_model_dir
 
-    entry = _entry_point_module()
+    entry = entry_point_module()
     torch.manual_seed(seed)
     defaults = entry.Hyperparameters()
-    network = entry.build_network(defaults.architecture, defaults.width)
+    network = entry.build_network(defaults.architecture, defaults.width, members=defaults.members)
     config = {
         "architecture": defaults.architecture,
         "width": defaults.width,
+        "members": defaults.members,
         "class_names": list(entry.CLASS_NAMES),
         "input_size": entry.INPUT_SIZE,
         "mean": [0.5, 0.5, 0.5],

@@ -1,8 +1,8 @@
-"""The recipe's pieces: augmentation, Cutout, mixup, refitting, and resuming in every phase."""
+"""The recipe: augmentation, Cutout, TrivialAugment, epoch selection, the ensemble, resuming."""
 
 from __future__ import annotations
 
-import argparse
+import re
 
 import numpy as np
 import pytest
@@ -75,99 +75,120 @@ def test_cut_out_zeroes_one_square_per_image_and_nothing_when_off():
     assert torch.equal(train_model.cut_out(images, 0, torch.Generator()), images)
 
 
-def test_mixed_loss_blends_the_losses_of_both_label_sets():
-    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
-    inputs = torch.randn(8, 3, 4, 4)
-    labels = torch.tensor([0, 1] * 4)
-    plain = train_model.Hyperparameters(mixup_alpha=0.0, label_smoothing=0.0)
-    expected = F.cross_entropy(network(inputs), labels)
-    loss = train_model.mixed_loss(
-        network, inputs, labels, plain, np.random.default_rng(0), torch.Generator()
+def test_trivial_augment_gives_each_image_one_operation_of_its_own():
+    images = torch.rand(48, 3, 32, 32)
+    augmented = train_model.trivial_augment(images, torch.Generator().manual_seed(1))
+
+    replay = torch.Generator().manual_seed(1)
+    operations = train_model.AUGMENT_OPERATIONS
+    choice = torch.randint(0, len(operations), (48,), generator=replay)
+    strength = torch.rand(48, generator=replay) * 2 - 1
+    assert len(set(choice.tolist())) > len(operations) // 2
+    for index in range(48):  # the same as the operation on that image alone: no batch statistic
+        alone = operations[choice[index]](images[index : index + 1], strength[index : index + 1])
+        assert torch.allclose(augmented[index : index + 1], alone, atol=1e-6)
+    assert augmented.min() >= 0 and augmented.max() <= 1
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_augment_operations_change_nothing_at_zero_strength(index):
+    images = torch.rand(4, 3, 32, 32)
+    unchanged = train_model.AUGMENT_OPERATIONS[index](images, torch.zeros(4))
+    assert torch.allclose(unchanged, images, atol=1e-5)
+
+
+def test_members_hold_out_disjoint_stratified_validation_folds():
+    labels = np.repeat([0, 1], 50)
+    held_out = []
+    for fold in range(3):
+        train_idx, val_idx = train_model.split_validation(labels, 0.1, seed=4, fold=fold)
+        assert sorted([*train_idx, *val_idx]) == list(range(100))
+        assert np.bincount(labels[val_idx]).tolist() == [5, 5]
+        held_out.append(set(val_idx.tolist()))
+    assert not (held_out[0] & held_out[1] or held_out[0] & held_out[2] or held_out[1] & held_out[2])
+    with pytest.raises(ValueError, match="lower --validation-fraction or --members"):
+        train_model.split_validation(labels, 0.3, seed=4, fold=3)
+
+
+def test_the_artifact_averages_the_members_each_selected_on_its_own_fold(staged, tmp_path):
+    import inference
+
+    metrics = run(staged, tmp_path, "--members", "2")
+
+    assert metrics["members"] == 2 and len(metrics["best_epochs"]) == 2
+    assert [len(history) for history in metrics["history"]] == metrics["epochs_run"] == [2, 2]
+    assert metrics["train_size"] + metrics["validation_size"] == 24
+    model = inference.model_fn(str(tmp_path / "model"))
+    members = model.network.members
+    assert len(members) == 2
+    assert any(
+        not torch.equal(first, second)
+        for first, second in zip(
+            members[0].state_dict().values(), members[1].state_dict().values(), strict=True
+        )
     )
-    assert torch.allclose(loss, expected)
-
-    mixing = train_model.Hyperparameters(mixup_alpha=0.4, label_smoothing=0.0)
-    share = float(np.random.default_rng(5).beta(0.4, 0.4))
-    partners = torch.randperm(8, generator=torch.Generator().manual_seed(9))
-    logits = network(share * inputs + (1 - share) * inputs[partners])
-    blended = share * F.cross_entropy(logits, labels) + (1 - share) * F.cross_entropy(
-        logits, labels[partners]
-    )
-    loss = train_model.mixed_loss(
-        network,
-        inputs,
-        labels,
-        mixing,
-        np.random.default_rng(5),
-        torch.Generator().manual_seed(9),
-    )
-    assert torch.allclose(loss, blended) and not torch.allclose(loss, expected)
+    images = torch.rand(5, 3, 32, 32)
+    normalized = (images - model.mean) / model.std
+    with torch.inference_mode():
+        mean_logits = (members[0](normalized) + members[1](normalized)) / 2
+        assert torch.allclose(model.network(normalized), mean_logits)
 
 
-def test_refit_trains_on_train_and_validation_up_to_the_selected_epoch(staged, tmp_path, capsys):
-    metrics = run(staged, tmp_path, "--refit", "true")
-
-    assert metrics["final_train_size"] == metrics["train_size"] + metrics["validation_size"]
-    assert metrics["refit_epochs"] == metrics["best_epoch"] >= 1
-    assert [row["epoch"] for row in metrics["refit_history"]] == list(
-        range(1, metrics["best_epoch"] + 1)
-    )
-    logged = capsys.readouterr().out
-    assert f"refit_epoch={metrics['best_epoch']} train_loss=" in logged
-
-    plain = run(staged, tmp_path / "plain", "--refit", "false")
-    assert plain["refit_epochs"] == 0 and plain["final_train_size"] == plain["train_size"]
-    refit_weights, plain_weights = saved_weights(tmp_path), saved_weights(tmp_path / "plain")
-    assert any(not torch.equal(refit_weights[k], plain_weights[k]) for k in plain_weights)
+def test_a_lone_member_is_saved_as_a_plain_network(staged, tmp_path):
+    run(staged, tmp_path, "--members", "1")
+    assert not any(name.startswith("members.") for name in saved_weights(tmp_path))
 
 
-def test_a_run_interrupted_during_refit_resumes_there_and_ends_the_same(
+def test_a_run_interrupted_in_a_later_member_resumes_there_and_ends_the_same(
     staged, tmp_path, monkeypatch, capsys
 ):
-    uninterrupted = run(staged, tmp_path / "whole", "--refit", "true")
-    checkpoints = tmp_path / "checkpoints"
+    uninterrupted = run(staged, tmp_path / "whole", "--members", "2")
+    checkpoints = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
     original_run_epoch = train_model.Fit.run_epoch
 
-    def spot_interruption(fit, phase, epoch):
-        if phase == 1:
+    def spot_interruption(fit, epoch):
+        if (fit.member, epoch) == (1, 2):
             raise KeyboardInterrupt("spot capacity reclaimed")
-        return original_run_epoch(fit, phase, epoch)
+        return original_run_epoch(fit, epoch)
 
     monkeypatch.setattr(train_model.Fit, "run_epoch", spot_interruption)
     with pytest.raises(KeyboardInterrupt):
-        run(staged, tmp_path / "resumed", "--refit", "true", "--checkpoint-dir", str(checkpoints))
+        run(staged, tmp_path / "resumed", "--members", "2", *checkpoints)
     monkeypatch.setattr(train_model.Fit, "run_epoch", original_run_epoch)
     capsys.readouterr()
 
-    resumed = run(
-        staged, tmp_path / "resumed", "--refit", "true", "--checkpoint-dir", str(checkpoints)
-    )
+    resumed = run(staged, tmp_path / "resumed", "--members", "2", *checkpoints)
     logged = capsys.readouterr().out
-    assert "resumed from" in logged and "after epoch 2" in logged
-    assert "\nepoch=" not in "\n" + logged  # no selection epoch trained again
+    assert "resumed from" in logged and "after epoch 1 of member 1" in logged
+    assert re.findall(r"^member=(\d) epoch=(\d)", logged, re.MULTILINE) == [("1", "2")]
     assert resumed["history"] == uninterrupted["history"]
-    assert resumed["refit_history"] == uninterrupted["refit_history"]
     whole, again = saved_weights(tmp_path / "whole"), saved_weights(tmp_path / "resumed")
     assert all(torch.equal(whole[k], again[k]) for k in whole)
 
 
 def test_an_early_stopped_run_does_not_train_on_when_resumed(staged, tmp_path, monkeypatch, capsys):
     losses = iter([0.5, 0.6, 0.7, 0.8])
-    monkeypatch.setattr(train_model, "evaluate_logits", lambda *args: (next(losses), 0.5))
+    monkeypatch.setattr(train_model, "evaluate_logits", lambda *args: (next(losses), 0.5, 0.01))
+    options = ["--epochs", "4", "--patience", "1", "--members", "1"]
     checkpoints = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
-    stopped = run(staged, tmp_path, "--epochs", "4", "--patience", "1", *checkpoints)
-    assert stopped["epochs_run"] == 2 and stopped["best_epoch"] == 1
+    stopped = run(staged, tmp_path, *options, *checkpoints)
+    assert stopped["epochs_run"] == [2] and stopped["best_epochs"] == [1]
     assert "early stop after epoch 2" in capsys.readouterr().out
 
-    again = run(staged, tmp_path, "--epochs", "4", "--patience", "1", *checkpoints)
-    assert again["epochs_run"] == 2 and again["history"] == stopped["history"]
+    again = run(staged, tmp_path, *options, *checkpoints)
+    assert again["epochs_run"] == [2] and again["history"] == stopped["history"]
 
 
-@pytest.mark.parametrize(("text", "value"), [("true", True), ("False", False), ("1", True)])
-def test_boolean_hyperparameters_read_as_sagemaker_passes_them(text, value):
-    assert train_model._boolean(text) is value
+def test_selection_takes_the_latest_epoch_within_one_standard_error_of_the_lowest(
+    staged, tmp_path, monkeypatch
+):
+    outcomes = iter([(0.50, 0.8, 0.05), (0.54, 0.7, 0.05), (0.70, 0.9, 0.05)])
+    monkeypatch.setattr(train_model, "evaluate_logits", lambda *args: next(outcomes))
+    metrics = run(staged, tmp_path, "--epochs", "3", "--members", "1")
+    assert metrics["best_epochs"] == [2]  # 0.54 is within 0.05 of 0.50; 0.70 is not
+    assert (metrics["val_loss"], metrics["val_accuracy"]) == (0.54, 0.7)
 
 
-def test_a_boolean_hyperparameter_that_is_not_one_names_the_fix():
-    with pytest.raises(argparse.ArgumentTypeError, match="'yes' is not a boolean: use true"):
-        train_model._boolean("yes")
+def test_an_ensemble_of_no_members_is_refused(staged, tmp_path):
+    with pytest.raises(ValueError, match="members=0: an ensemble needs at least 1 member"):
+        run(staged, tmp_path, "--members", "0")

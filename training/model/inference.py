@@ -120,7 +120,12 @@ def model_fn(model_dir: str) -> ProbabilityModel:
     """Load the network and its configuration written by the training entry point."""
     directory = Path(model_dir)
     config = json.loads((directory / CONFIG_FILE).read_text())
-    network = build_network(config["architecture"], config["width"], len(config["class_names"]))
+    network = build_network(
+        config["architecture"],
+        config["width"],
+        len(config["class_names"]),
+        config.get("members", 1),
+    )
     state = torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True)
     network.load_state_dict(state)
     model = ProbabilityModel(network, config["mean"], config["std"], config["flip_average"])

@@ -73,8 +73,23 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def build_network(architecture: str, width: int, num_classes: int = len(CLASS_NAMES)) -> nn.Module:
-    """Build an untrained network by name; the names are those in ``ARCHITECTURES``."""
+class Ensemble(nn.Module):
+    """Networks of one architecture whose logits are averaged."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+
+def build_network(
+    architecture: str, width: int, num_classes: int = len(CLASS_NAMES), members: int = 1
+) -> nn.Module:
+    """Build an untrained network by name (one of ``ARCHITECTURES``), or an ensemble of them."""
+    if members > 1:
+        return Ensemble([build_network(architecture, width, num_classes) for _ in range(members)])
     if architecture == "resnet9":
         return ResNet9(num_classes, width)
     if architecture == "cnn3":

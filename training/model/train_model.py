@@ -21,8 +21,10 @@ import copy
 import json
 import random
 import shutil
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,9 +60,9 @@ class Hyperparameters:
     validation_fraction: float = 0.1
     patience: int = 15
     ema_decay: float = 0.98
-    cutout: int = 0
-    mixup_alpha: float = 0.0
-    refit: bool = False
+    cutout: int = 8
+    trivial_augment: bool = True
+    members: int = 1
     seed: int = 0
 
 
@@ -75,14 +77,15 @@ class RunPaths:
 
 @dataclass
 class TrainingState:
+    """The progress of one ensemble member's training and model selection."""
+
     epoch: int = 0
     best_epoch: int = 0
     best_val_accuracy: float = 0.0
     best_val_loss: float = float("inf")
+    lowest_val_loss: float = float("inf")
     epochs_without_improvement: int = 0
-    refit_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
-    refit_history: list[dict[str, float]] = field(default_factory=list)
 
     def selecting(self, hp: Hyperparameters) -> bool:
         return self.epoch < hp.epochs and self.epochs_without_improvement < hp.patience
@@ -100,13 +103,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_randomness(
-    seed: int, phase: int, epoch: int
-) -> tuple[torch.Generator, np.random.Generator]:
-    """Generators for one epoch, derived from (seed, phase, epoch): a resumed run repeats them."""
-    entropy = np.random.SeedSequence([seed, phase, epoch])
-    torch_seed = int(entropy.generate_state(1, dtype=np.uint64)[0] >> 1)
-    return torch.Generator().manual_seed(torch_seed), np.random.default_rng(entropy)
+def epoch_generator(seed: int, member: int, epoch: int) -> torch.Generator:
+    """The generator of one epoch, derived from (seed, member, epoch): a resumed run repeats it."""
+    entropy = np.random.SeedSequence([seed, member, epoch])
+    return torch.Generator().manual_seed(int(entropy.generate_state(1, dtype=np.uint64)[0] >> 1))
 
 
 def load_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -127,16 +127,23 @@ def load_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def split_validation(
-    labels: np.ndarray, fraction: float, seed: int
+    labels: np.ndarray, fraction: float, seed: int, fold: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of indices into (train, validation)."""
+    """Stratified split of indices into (train, validation); folds hold out disjoint sets."""
     rng = np.random.default_rng(seed)
     train_indices, val_indices = [], []
     for index in range(len(CLASS_NAMES)):
         members = rng.permutation(np.flatnonzero(labels == index))
         held_out = max(1, round(len(members) * fraction))
-        val_indices.append(members[:held_out])
-        train_indices.append(members[held_out:])
+        start = fold * held_out
+        if start + held_out > len(members):
+            raise ValueError(
+                f"validation fold {fold} of {held_out} images does not fit in "
+                f"{len(members)} images of {CLASS_NAMES[index]}: lower --validation-fraction "
+                "or --members"
+            )
+        val_indices.append(members[start : start + held_out])
+        train_indices.append(np.concatenate([members[:start], members[start + held_out :]]))
     return np.sort(np.concatenate(train_indices)), np.sort(np.concatenate(val_indices))
 
 
@@ -157,6 +164,77 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return crops.permute(0, 3, 1, 2).contiguous()
 
 
+def _blend(images: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``other`` + factor * (images - other), per image, clipped to [0, 1]."""
+    return (other + factor.view(-1, 1, 1, 1) * (images - other)).clamp(0, 1)
+
+
+def _grayscale(images: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True).expand_as(images)
+
+
+def _warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Affine warp per image (2x3 ``theta`` in normalized coordinates), grey outside."""
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images - 0.5, grid, align_corners=False) + 0.5
+
+
+def _rotate(images: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    angle = strength * torch.pi / 6  # up to 30 degrees either way
+    cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+    return _warp(images, torch.stack([cos, -sin, zero, sin, cos, zero], 1).view(-1, 2, 3))
+
+
+def _shear(images: torch.Tensor, strength: torch.Tensor, axis: int) -> torch.Tensor:
+    one, zero, shear = torch.ones_like(strength), torch.zeros_like(strength), 0.3 * strength
+    rows = [one, shear, zero, zero, one, zero] if axis == 0 else [one, zero, zero, shear, one, zero]
+    return _warp(images, torch.stack(rows, 1).view(-1, 2, 3))
+
+
+def _sharpness(images: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13
+    smooth = F.conv2d(
+        F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel.expand(3, 1, 3, 3), groups=3
+    )
+    return _blend(images, smooth, 1 + 0.9 * strength)
+
+
+def _autocontrast(images: torch.Tensor) -> torch.Tensor:
+    low = images.amin(dim=(2, 3), keepdim=True)
+    high = images.amax(dim=(2, 3), keepdim=True)
+    return torch.where(high > low, (images - low) / (high - low).clamp_min(1e-6), images)
+
+
+# TrivialAugment's idea (Muller & Hutter, 2021) on tensors: each image gets one operation,
+# drawn uniformly, at a uniformly drawn strength. ``strength`` is in [-1, 1].
+AUGMENT_OPERATIONS: tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...] = (
+    lambda x, s: x,
+    lambda x, s: _blend(x, torch.zeros_like(x), 1 + 0.9 * s),  # brightness
+    lambda x, s: _blend(x, x.mean(dim=(1, 2, 3), keepdim=True).expand_as(x), 1 + 0.9 * s),
+    lambda x, s: _blend(x, _grayscale(x), 1 + 0.9 * s),  # saturation
+    _sharpness,
+    _rotate,
+    lambda x, s: _shear(x, s, 0),
+    lambda x, s: _shear(x, s, 1),
+    lambda x, s: torch.where(x > 1 - s.abs().view(-1, 1, 1, 1), 1 - x, x),  # solarize
+    lambda x, s: (
+        torch.floor(x * 2 ** (8 - (4 * s.abs()).round()).view(-1, 1, 1, 1))
+        / 2 ** (8 - (4 * s.abs()).round()).view(-1, 1, 1, 1)
+    ),  # posterize to 4-8 bits
+    lambda x, s: _autocontrast(x),
+)
+
+
+def trivial_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One operation of ``AUGMENT_OPERATIONS`` per image, at a random strength."""
+    count = batch.shape[0]
+    choice = torch.randint(0, len(AUGMENT_OPERATIONS), (count,), generator=generator)
+    strength = torch.rand(count, generator=generator) * 2 - 1
+    results = torch.stack([operation(batch, strength) for operation in AUGMENT_OPERATIONS])
+    return results[choice, torch.arange(count)]
+
+
 def cut_out(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Zero one ``size`` x ``size`` square per normalized image, centred anywhere (Cutout)."""
     if size <= 0:
@@ -171,35 +249,21 @@ def cut_out(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch
     return batch.masked_fill(hole[:, None], 0.0)
 
 
-def mixed_loss(
-    network: torch.nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    hp: Hyperparameters,
-    mix_rng: np.random.Generator,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Cross-entropy; with ``hp.mixup_alpha`` > 0, on a mixup of the batch with a shuffle of it."""
-    if hp.mixup_alpha <= 0:
-        return F.cross_entropy(network(inputs), labels, label_smoothing=hp.label_smoothing)
-    share = float(mix_rng.beta(hp.mixup_alpha, hp.mixup_alpha))
-    partners = torch.randperm(len(inputs), generator=generator)
-    logits = network(share * inputs + (1 - share) * inputs[partners])
-    return share * F.cross_entropy(logits, labels, label_smoothing=hp.label_smoothing) + (
-        1 - share
-    ) * F.cross_entropy(logits, labels[partners], label_smoothing=hp.label_smoothing)
-
-
 def evaluate_logits(
     model: ProbabilityModel, images: torch.Tensor, labels: torch.Tensor, smoothing: float
-) -> tuple[float, float]:
-    """(loss, accuracy) of the plain network (no flip averaging) on a labelled set."""
+) -> tuple[float, float, float]:
+    """(loss, accuracy, standard error of the loss) of the plain network on a labelled set.
+
+    No flip averaging: the loss of what is trained. The standard error is that of the mean of
+    the per-image losses, which model selection uses as its tolerance.
+    """
     model.eval()
     with torch.inference_mode():
         logits = model.network((images - model.mean) / model.std)
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing).item()
+        losses = F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
         accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, accuracy
+        error = (losses.std() / len(losses) ** 0.5).item() if len(losses) > 1 else 0.0
+    return losses.mean().item(), accuracy, error
 
 
 def probability_accuracy(model: ProbabilityModel, images: torch.Tensor, labels: torch.Tensor):
@@ -234,15 +298,21 @@ class Fit:
     (BatchNorm statistics included): steadier than the raw weights on a thousand images.
     """
 
-    def __init__(self, hp: Hyperparameters, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.hp, self.images, self.labels = hp, images, labels
+    def __init__(
+        self,
+        hp: Hyperparameters,
+        member: int,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        normalization: tuple[list[float], list[float]],
+    ) -> None:
+        self.hp, self.member, self.images, self.labels = hp, member, images, labels
+        torch.manual_seed(int(np.random.SeedSequence([hp.seed, member]).generate_state(1)[0]))
         self.network = build_network(hp.architecture, hp.width)
         self.ema = AveragedModel(
             self.network, multi_avg_fn=warmed_up_ema(hp.ema_decay), use_buffers=True
         )
-        self.mean = images.mean(dim=(0, 2, 3)).tolist()
-        self.std = images.std(dim=(0, 2, 3)).tolist()
-        self.model = ProbabilityModel(self.ema.module, self.mean, self.std, flip_average=True)
+        self.model = ProbabilityModel(self.ema.module, *normalization, flip_average=True)
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
         )
@@ -251,19 +321,24 @@ class Fit:
             self.optimizer, max_lr=hp.learning_rate, total_steps=hp.epochs * steps_per_epoch
         )
 
-    def run_epoch(self, phase: int, epoch: int) -> float:
+    def run_epoch(self, epoch: int) -> float:
         """One pass over the set in random order; returns the mean training loss."""
         hp = self.hp
-        generator, mix_rng = epoch_randomness(hp.seed, phase, epoch)
+        generator = epoch_generator(hp.seed, self.member, epoch)
         torch.manual_seed(generator.initial_seed())  # dropout draws from the global generator
         self.network.train()
         order = torch.randperm(len(self.images), generator=generator)
         total_loss = 0.0
         for start in range(0, len(order), hp.batch_size):
             batch = order[start : start + hp.batch_size]
-            inputs = (augment(self.images[batch], generator) - self.model.mean) / self.model.std
+            images = augment(self.images[batch], generator)
+            if hp.trivial_augment:
+                images = trivial_augment(images, generator)
+            inputs = (images - self.model.mean) / self.model.std
             inputs = cut_out(inputs, hp.cutout, generator)
-            loss = mixed_loss(self.network, inputs, self.labels[batch], hp, mix_rng, generator)
+            loss = F.cross_entropy(
+                self.network(inputs), self.labels[batch], label_smoothing=hp.label_smoothing
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -288,17 +363,30 @@ class Fit:
 
 
 def _save_checkpoint(
-    path: Path, selection: Fit, refit: Fit | None, best_state: dict, state: TrainingState
+    path: Path, fit: Fit, completed: list[dict], selected: dict, states: list[TrainingState]
 ) -> None:
+    """The member in training and its selected weights so far, the selected weights of the
+    members done, and every member's progress."""
     payload = {
-        "selection": selection.state_dict(),
-        "refit": refit.state_dict() if refit else None,
-        "best_state": best_state,
-        "training_state": asdict(state),
+        "fit": fit.state_dict(),
+        "completed": completed,
+        "selected": selected,
+        "states": [asdict(state) for state in states],
     }
     temporary = path.with_suffix(".tmp")
     torch.save(payload, temporary)
     temporary.replace(path)
+
+
+def combine_members(member_states: list[dict]) -> dict:
+    """The ensemble's state dict from its members' (a lone member is saved as a plain network)."""
+    if len(member_states) == 1:
+        return member_states[0]
+    return {
+        f"members.{index}.{name}": value
+        for index, state in enumerate(member_states)
+        for name, value in state.items()
+    }
 
 
 def _write_model_dir(model_dir: Path, network_state: dict, config: dict) -> None:
@@ -311,51 +399,30 @@ def _write_model_dir(model_dir: Path, network_state: dict, config: dict) -> None
         shutil.copy2(CODE_DIR / module, code_dir / module)
 
 
-def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) -> dict:
-    """Train, select the best epoch on validation, optionally refit, score on test, write all.
+def select_member(
+    fit: Fit,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    state: TrainingState,
+    best_state: dict,
+    save: Callable[[dict], None],
+) -> dict:
+    """Train one member and return the weights (of the moving average) it selects.
 
-    Selection trains on the training split minus a stratified validation set and keeps the
-    epoch with the lowest validation loss (or stops early). With ``hp.refit`` a new network
-    then trains on the whole training split with the same schedule up to that epoch: what was
-    validated, on 10% more images. The test split only gives the final score.
+    The selected epoch is the latest whose validation loss is within one standard error of the
+    lowest so far: on a hundred images, a lower loss by less than that is noise, and the later
+    epoch has had more of the schedule's annealing. Training stops after ``patience`` epochs
+    that are all clearly worse than the lowest, or at the end of the schedule.
     """
-    if hp.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {hp.architecture!r}; choose one of {ARCHITECTURES}")
-    torch.set_num_threads(num_threads or os.cpu_count() or 1)
-    seed_everything(hp.seed)
-    started = time.perf_counter()
-
-    images, labels = load_image_folder(paths.train_dir)
-    train_idx, val_idx = split_validation(labels, hp.validation_fraction, hp.seed)
-    val_x, val_y = to_unit_tensor(images[val_idx]), torch.from_numpy(labels[val_idx])
-    selection = Fit(hp, to_unit_tensor(images[train_idx]), torch.from_numpy(labels[train_idx]))
-    refit = Fit(hp, to_unit_tensor(images), torch.from_numpy(labels)) if hp.refit else None
-    state = TrainingState()
-    best_state = copy.deepcopy(selection.ema.module.state_dict())
-    checkpoint = paths.checkpoint_dir / CHECKPOINT_FILE if paths.checkpoint_dir else None
-    if checkpoint and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        selection.load_state_dict(saved["selection"])
-        if refit and saved["refit"]:
-            refit.load_state_dict(saved["refit"])
-        best_state = saved["best_state"]
-        state = TrainingState(**saved["training_state"])
-        print(
-            f"resumed from {checkpoint} after epoch {state.epoch}"
-            + (f" and refit epoch {state.refit_epoch}" if state.refit_epoch else ""),
-            flush=True,
-        )
-
-    def save() -> None:
-        if checkpoint:
-            _save_checkpoint(checkpoint, selection, refit, best_state, state)
-
-    with tqdm(total=hp.epochs, initial=state.epoch, desc="epochs", unit="epoch") as progress:
+    hp, member = fit.hp, fit.member
+    with tqdm(
+        total=hp.epochs, initial=state.epoch, desc=f"member {member + 1}/{hp.members}", unit="epoch"
+    ) as progress:
         while state.selecting(hp):
             epoch = state.epoch + 1
-            train_loss = selection.run_epoch(0, epoch)
-            val_loss, val_accuracy = evaluate_logits(
-                selection.model, val_x, val_y, hp.label_smoothing
+            train_loss = fit.run_epoch(epoch)
+            val_loss, val_accuracy, val_error = evaluate_logits(
+                fit.model, val_x, val_y, hp.label_smoothing
             )
             state.epoch = epoch
             state.history.append(
@@ -366,68 +433,108 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
                     "val_accuracy": val_accuracy,
                 }
             )
-            if val_loss < state.best_val_loss:  # loss: steadier than 100-image accuracy
+            state.lowest_val_loss = min(state.lowest_val_loss, val_loss)
+            if val_loss <= state.lowest_val_loss + val_error:
                 state.best_epoch, state.best_val_accuracy, state.best_val_loss = (
                     epoch,
                     val_accuracy,
                     val_loss,
                 )
                 state.epochs_without_improvement = 0
-                best_state = copy.deepcopy(selection.ema.module.state_dict())
+                best_state = copy.deepcopy(fit.ema.module.state_dict())
             else:
                 state.epochs_without_improvement += 1
             log_line(
-                f"epoch={epoch} train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
-                f"val_accuracy={val_accuracy:.4f}"
+                f"member={member} epoch={epoch} train_loss={train_loss:.4f} "
+                f"val_loss={val_loss:.4f} val_accuracy={val_accuracy:.4f}"
             )
-            save()
+            save(best_state)
             progress.update()
             if not state.selecting(hp) and state.epoch < hp.epochs:
                 log_line(
-                    f"early stop after epoch {epoch}: no better validation for {hp.patience} epochs"
+                    f"member {member}: early stop after epoch {epoch}, validation loss "
+                    f"clearly above its lowest for {hp.patience} epochs"
                 )
+    return best_state
 
-    final = selection
-    if refit:
-        final = refit
-        with tqdm(
-            total=state.best_epoch, initial=state.refit_epoch, desc="refit", unit="epoch"
-        ) as progress:
-            while state.refit_epoch < state.best_epoch:
-                epoch = state.refit_epoch + 1
-                train_loss = refit.run_epoch(1, epoch)
-                state.refit_epoch = epoch
-                state.refit_history.append({"epoch": epoch, "train_loss": train_loss})
-                log_line(f"refit_epoch={epoch} train_loss={train_loss:.4f}")
-                save()
-                progress.update()
-        best_state = refit.ema.module.state_dict()
 
-    final.model.network.load_state_dict(best_state)
+def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) -> dict:
+    """Train the ensemble, member by member; score it on test; write model and metrics.
+
+    Each member holds out its own stratified validation fold (disjoint from the others'), so
+    together they learn from every training image while each one's epoch is selected on images
+    it never trained on. The artifact averages the members' logits. The test split only gives
+    the final score.
+    """
+    if hp.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {hp.architecture!r}; choose one of {ARCHITECTURES}")
+    if hp.members < 1:
+        raise ValueError(f"members={hp.members}: an ensemble needs at least 1 member")
+    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    seed_everything(hp.seed)
+    started = time.perf_counter()
+
+    images, labels = load_image_folder(paths.train_dir)
+    folds = [
+        split_validation(labels, hp.validation_fraction, hp.seed, m) for m in range(hp.members)
+    ]
+    all_x = to_unit_tensor(images)
+    normalization = (all_x.mean(dim=(0, 2, 3)).tolist(), all_x.std(dim=(0, 2, 3)).tolist())
+    states = [TrainingState() for _ in range(hp.members)]
+    completed: list[dict] = []
+    saved = None
+    checkpoint = paths.checkpoint_dir / CHECKPOINT_FILE if paths.checkpoint_dir else None
+    if checkpoint and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        completed = saved["completed"]
+        states = [TrainingState(**state) for state in saved["states"]]
+        print(
+            f"resumed from {checkpoint} after epoch {states[len(completed)].epoch} "
+            f"of member {len(completed)}",
+            flush=True,
+        )
+
+    for member in range(len(completed), hp.members):
+        train_idx, val_idx = folds[member]
+        fit = Fit(hp, member, all_x[train_idx], torch.from_numpy(labels[train_idx]), normalization)
+        best_state = copy.deepcopy(fit.ema.module.state_dict())
+        if saved is not None and states[member].epoch:
+            fit.load_state_dict(saved["fit"])
+            best_state = saved["selected"]
+
+        def save(selected: dict, fit: Fit = fit) -> None:
+            if checkpoint:
+                _save_checkpoint(checkpoint, fit, completed, selected, states)
+
+        val_x, val_y = all_x[val_idx], torch.from_numpy(labels[val_idx])
+        completed.append(select_member(fit, val_x, val_y, states[member], best_state, save))
+
+    ensemble = build_network(hp.architecture, hp.width, members=hp.members)
+    model = ProbabilityModel(ensemble, *normalization, flip_average=True)
+    network_state = combine_members(completed)
+    ensemble.load_state_dict(network_state)
     metrics: dict = {
-        "best_epoch": state.best_epoch,
-        "epochs_run": state.epoch,
-        "refit_epochs": state.refit_epoch,
-        "val_accuracy": state.best_val_accuracy,
-        "val_loss": state.best_val_loss,
-        "train_loss": (state.refit_history or state.history)[-1]["train_loss"],
-        "train_size": len(selection.images),
-        "validation_size": len(val_x),
-        "final_train_size": len(final.images),
-        "parameters": sum(p.numel() for p in final.network.parameters()),
+        "members": hp.members,
+        "val_accuracy": statistics.fmean(state.best_val_accuracy for state in states),
+        "val_loss": statistics.fmean(state.best_val_loss for state in states),
+        "train_loss": statistics.fmean(state.history[-1]["train_loss"] for state in states),
+        "best_epochs": [state.best_epoch for state in states],
+        "epochs_run": [state.epoch for state in states],
+        "train_size": len(folds[0][0]),
+        "validation_size": len(folds[0][1]),
+        "parameters": sum(p.numel() for p in ensemble.parameters()),
         "hyperparameters": asdict(hp),
-        "history": state.history,
-        "refit_history": state.refit_history,
+        "history": [state.history for state in states],
     }
     if paths.test_dir is not None:
         test_images, test_labels = load_image_folder(paths.test_dir)
         metrics["test_accuracy"] = probability_accuracy(
-            final.model, to_unit_tensor(test_images), torch.from_numpy(test_labels)
+            model, to_unit_tensor(test_images), torch.from_numpy(test_labels)
         )
         metrics["test_size"] = len(test_labels)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     print(
-        f"final best_epoch={state.best_epoch} val_accuracy={state.best_val_accuracy:.4f}"
+        f"final members={hp.members} val_accuracy={metrics['val_accuracy']:.4f}"
         + (f" test_accuracy={metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
         + f" train_seconds={metrics['train_seconds']}",
         flush=True,
@@ -435,13 +542,14 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
     config = {
         "architecture": hp.architecture,
         "width": hp.width,
+        "members": hp.members,
         "class_names": list(CLASS_NAMES),
         "input_size": INPUT_SIZE,
-        "mean": final.mean,
-        "std": final.std,
+        "mean": normalization[0],
+        "std": normalization[1],
         "flip_average": True,
     }
-    _write_model_dir(paths.model_dir, best_state, config)
+    _write_model_dir(paths.model_dir, network_state, config)
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -450,14 +558,6 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
-
-
-def _boolean(text: str) -> bool:
-    """A hyperparameter flag as SageMaker passes it: ``true``/``false`` (any case), 1 or 0."""
-    value = text.strip().lower()
-    if value not in ("true", "false", "1", "0"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
-    return value in ("true", "1")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths, int | None]:
@@ -500,16 +600,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         help="side in pixels of the square zeroed in each training image (0: off)",
     )
     parser.add_argument(
-        "--mixup-alpha",
-        type=float,
-        default=defaults.mixup_alpha,
-        help="Beta(alpha, alpha) share of mixup between training images (0: off)",
+        "--trivial-augment",
+        type=int,
+        choices=(0, 1),
+        default=int(defaults.trivial_augment),
+        help="1: one random photometric or geometric change per training image (TrivialAugment)",
     )
     parser.add_argument(
-        "--refit",
-        type=_boolean,
-        default=defaults.refit,
-        help="true: after selection, retrain on train+validation up to the selected epoch",
+        "--members",
+        type=int,
+        default=defaults.members,
+        help="networks in the ensemble, each validated on its own held-out fold",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--num-threads", type=int, help="torch threads (default: all cores)")
@@ -538,8 +639,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         patience=args.patience,
         ema_decay=args.ema_decay,
         cutout=args.cutout,
-        mixup_alpha=args.mixup_alpha,
-        refit=args.refit,
+        trivial_augment=bool(args.trivial_augment),
+        members=args.members,
         seed=args.seed,
     )
     paths = RunPaths(
