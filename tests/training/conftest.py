@@ -52,6 +52,14 @@ def make_archive(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def staged(make_archive, tmp_path: Path) -> Path:
+    """A generated archive staged as PNG folders; the root holding ``train/`` and ``test/``."""
+    from training.stage_data import stage_local
+
+    return stage_local(tmp_path / "data", make_archive()).root
+
+
+@pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     """An untrained (seeded) model folder in the artifact layout, small enough to be fast."""
     import torch

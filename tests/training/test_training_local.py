@@ -9,6 +9,7 @@ import sys
 import tarfile
 
 import pytest
+from entry_point_runs import run_entry_point
 
 from training import train
 from training.cloud import METRIC_DEFINITIONS
@@ -16,42 +17,6 @@ from training.evaluate import evaluate_artifact
 from training.record import REQUIRED_FIELDS, InvalidRecord, read_record, write_record
 
 TINY_RECIPE = {"architecture": "cnn3", "width": 8, "batch-size": 8}
-
-
-@pytest.fixture
-def staged(make_archive, tmp_path):
-    from training.stage_data import stage_local
-
-    return stage_local(tmp_path / "data", make_archive()).root
-
-
-def run_entry_point(staged, tmp_path, *extra: str):
-    import train_model
-
-    hp, paths, threads = train_model.parse_args(
-        [
-            "--epochs",
-            "1",
-            "--architecture",
-            "cnn3",
-            "--width",
-            "8",
-            "--batch-size",
-            "8",
-            "--num-threads",
-            "1",
-            "--train-dir",
-            str(staged / "train"),
-            "--test-dir",
-            str(staged / "test"),
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--output-data-dir",
-            str(tmp_path / "output"),
-            *extra,
-        ]
-    )
-    return train_model.train(hp, paths, threads)
 
 
 def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_path, capsys):

@@ -9,35 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import train_model
-
-SHORT_RUN = ["--epochs", "2", "--architecture", "cnn3", "--width", "8", "--batch-size", "8"]
-
-
-@pytest.fixture
-def staged(make_archive, tmp_path):
-    from training.stage_data import stage_local
-
-    return stage_local(tmp_path / "data", make_archive()).root
+from entry_point_runs import run_entry_point
 
 
 def run(staged, out, *extra: str) -> dict:
-    hp, paths, threads = train_model.parse_args(
-        [
-            *SHORT_RUN,
-            "--num-threads",
-            "1",
-            "--train-dir",
-            str(staged / "train"),
-            "--test-dir",
-            str(staged / "test"),
-            "--model-dir",
-            str(out / "model"),
-            "--output-data-dir",
-            str(out / "output"),
-            *extra,
-        ]
-    )
-    return train_model.train(hp, paths, threads)
+    """Two epochs, so that selection has a choice; ``extra`` options win."""
+    return run_entry_point(staged, out, "--epochs", "2", *extra)
 
 
 def saved_weights(out) -> dict[str, torch.Tensor]:
