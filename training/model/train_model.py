@@ -3,10 +3,11 @@
 In the container the hyperparameters arrive as ``--name value`` arguments and the folders
 as ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_TEST``, ``SM_MODEL_DIR`` and ``SM_OUTPUT_DATA_DIR``.
 The train channel holds ``{bicycle,motorcycle}/*.png``; a stratified validation split is
-held out of it for early stopping and model selection; the test channel (optional) gives
-the final score only. Metrics are printed as ``name=value`` pairs that the job's metric
-definitions parse. The model folder receives ``model.pth`` (a plain ``state_dict``),
-``model-config.json`` and ``code/{inference,network}.py``: the layout of ``model.tar.gz``.
+held out of it (one disjoint split per member of an ensemble) for early stopping and model
+selection; the test channel (optional) gives the final score only. Metrics are printed as
+``name=value`` pairs that the job's metric definitions parse. The model folder receives
+``model.pth`` (a plain ``state_dict``), ``model-config.json`` and
+``code/{inference,network}.py``: the layout of ``model.tar.gz``.
 """
 
 # ruff: noqa: E402  (the environment is set before torch is imported)
