@@ -28,7 +28,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from training.stage_data import stage_local
-from training.train import entry_point_module, hyperparameter_arguments, parse_hyperparameter
+from training.train import (
+    add_hyperparameter_option,
+    entry_point_module,
+    hyperparameter_arguments,
+)
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_ARCHIVE = SHARED_DATA / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -63,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    recipe = {"type": parse_hyperparameter, "action": "append", "metavar": "NAME=VALUE"}
-    parser.add_argument("--baseline", default=[], help="baseline's options (repeatable)", **recipe)
-    parser.add_argument("--candidate", required=True, help="candidate's options", **recipe)
+    add_hyperparameter_option(parser, "--baseline", help="baseline's options (repeatable)")
+    add_hyperparameter_option(
+        parser, "--candidate", default=None, required=True, help="candidate's options"
+    )
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="training seed of both recipes")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from training.evaluate import extract_artifact, load_inference_module
 from training.record import read_record
-from training.train import parse_hyperparameter, train_local
+from training.train import add_hyperparameter_option, train_local
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_ARCHIVE = SHARED_DATA / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -78,13 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
-    parser.add_argument(
-        "--hyperparameter",
-        type=parse_hyperparameter,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a recipe option other than the default, e.g. members=3 (repeatable)",
+    add_hyperparameter_option(
+        parser, help="a recipe option other than the default, e.g. members=3 (repeatable)"
     )
     args = parser.parse_args(argv)
 

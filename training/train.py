@@ -211,6 +211,16 @@ def parse_hyperparameter(text: str) -> tuple[str, Any]:
         return name, value
 
 
+def add_hyperparameter_option(
+    parser: argparse.ArgumentParser, flag: str = "--hyperparameter", **options: Any
+) -> None:
+    """A repeatable ``NAME=VALUE`` option that collects entry-point hyperparameters."""
+    options.setdefault("default", [])
+    parser.add_argument(
+        flag, type=parse_hyperparameter, action="append", metavar="NAME=VALUE", **options
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -244,12 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--hyperparameter",
-        type=parse_hyperparameter,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
+    add_hyperparameter_option(
+        parser,
         help="any other entry-point option, e.g. learning-rate=0.02 "
         "(repeatable; see training/model/train_model.py --help)",
     )
