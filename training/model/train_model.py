@@ -586,7 +586,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         "--patience",
         type=int,
         default=defaults.patience,
-        help="stop after this many epochs without a better validation score",
+        help="stop after this many epochs whose validation loss is clearly (by more than its "
+        "standard error) above the lowest",
     )
     parser.add_argument(
         "--ema-decay",
