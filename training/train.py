@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the data is already staged in --data-dir (and, in cloud mode, "
         "uploaded to s3://BUCKET/data/)",
     )
-    parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's 40)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     add_hyperparameter_option(
         parser,

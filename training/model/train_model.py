@@ -51,8 +51,8 @@ class TrainingDataError(Exception):
 
 @dataclass
 class Hyperparameters:
-    epochs: int = 40
-    batch_size: int = 64
+    epochs: int = 100
+    batch_size: int = 32
     learning_rate: float = 0.002
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
