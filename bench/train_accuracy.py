@@ -29,7 +29,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.evaluate import extract_artifact, load_inference_module
+from training.evaluate import extract_artifact, labelled_test_files, load_inference_module
 from training.record import read_record
 from training.train import add_hyperparameter_option, train_local
 
@@ -49,16 +49,16 @@ def member_accuracies(model_tar: Path, test_dir: Path) -> list[float]:
         inference = load_inference_module(model_dir / "code")
         ensemble = inference.model_fn(str(model_dir))
     members = getattr(ensemble.network, "members", [ensemble.network])
-    images, labels = [], []
-    for label, name in enumerate(inference.CLASS_NAMES):
-        for path in sorted((test_dir / name).glob("*.png")):
-            images.append(inference.input_fn(path.read_bytes(), "image/png"))
-            labels.append(label)
-    batch, truth = torch.cat(images), torch.tensor(labels)
+    files = labelled_test_files(test_dir)
+    batch = torch.cat([inference.input_fn(path.read_bytes(), "image/png") for _, path in files])
+    truth = torch.tensor([label for label, _ in files])
     accuracies = []
     for member in members:
         alone = inference.ProbabilityModel(
-            member, ensemble.mean.flatten().tolist(), ensemble.std.flatten().tolist()
+            member,
+            ensemble.mean.flatten().tolist(),
+            ensemble.std.flatten().tolist(),
+            ensemble.flip_average,
         ).eval()
         with torch.inference_mode():
             accuracies.append(round((alone(batch).argmax(1) == truth).float().mean().item(), 4))

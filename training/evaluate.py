@@ -93,11 +93,8 @@ def extract_artifact(model_tar: Path, dest: Path) -> Path:
     return dest
 
 
-def score_test_split(model_dir: Path, test_dir: Path) -> tuple[list[Scored], float]:
-    """Scores of every test image, and the mean in-process latency per request in ms."""
-    inference = load_inference_module(model_dir / "code")
-    model = inference.model_fn(str(model_dir))
-    scored, elapsed = [], 0.0
+def labelled_test_files(test_dir: Path) -> list[tuple[int, Path]]:
+    """(class index, path) of every ``<class>/*.png`` under ``test_dir``, in a fixed order."""
     files = [
         (index, path)
         for index, name in enumerate(CLASS_NAMES)
@@ -105,6 +102,15 @@ def score_test_split(model_dir: Path, test_dir: Path) -> tuple[list[Scored], flo
     ]
     if not files:
         raise EvaluationError(f"{test_dir} holds no {{bicycle,motorcycle}}/*.png test images")
+    return files
+
+
+def score_test_split(model_dir: Path, test_dir: Path) -> tuple[list[Scored], float]:
+    """Scores of every test image, and the mean in-process latency per request in ms."""
+    inference = load_inference_module(model_dir / "code")
+    model = inference.model_fn(str(model_dir))
+    scored, elapsed = [], 0.0
+    files = labelled_test_files(test_dir)
     for label, path in tqdm(files, desc="evaluate", unit="image"):
         body = path.read_bytes()
         started = time.perf_counter()
