@@ -10,7 +10,6 @@ _FAKE_AWS_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "SconesUnlimited",
     "POWERTOOLS_SERVICE_NAME": "scones-tests",
 }

@@ -233,7 +233,7 @@ def parse_probabilities(endpoint_name: str, body: bytes) -> list[float]:
     return probabilities
 
 
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)  # the endpoint's body, of any size
 def invoke_endpoint(settings: EndpointSettings, png: bytes) -> bytes:
     """Send the PNG once and return the raw response body."""
     endpoint_name = settings["endpoint_name"]

@@ -904,7 +904,7 @@ def _refresh_metrics_settings() -> None:
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # the report, with skipped lines
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _refresh_metrics_settings()

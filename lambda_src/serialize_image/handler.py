@@ -239,7 +239,7 @@ def head_existing_object(bucket: str, keys: list[str]) -> tuple[str, int]:
     raise ImageNotFound(f"no object s3://{bucket}/ with key {tried}")
 
 
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)  # the object's bytes, up to 20 MB
 def read_object(bucket: str, key: str, settings: Settings) -> bytes:
     """Read the object, checking its size again: it may have changed since HeadObject."""
     try:
@@ -348,7 +348,7 @@ def serialize_object(event: Any, settings: Settings) -> SerializedImage:
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # the output holds the base64 PNG
 @logger.inject_lambda_context
 def lambda_handler(
     event: SerializeRequest | EventBridgeS3Event, context: LambdaContext

@@ -16,11 +16,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# xray_daemon is autouse: every test here runs traced, against the loopback listener.
+from tests.xray_support import import_in_lambda, xray_daemon, xray_listener  # noqa: F401
+
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 CAPTURE_SAMPLES = Path(REPO_ROOT).parent / "shared" / "data" / "capture-samples"
+
+import_in_lambda("lambda_src.drift_monitor.handler")
 
 
 def png_bytes(level: int, seed: int, size: int = 32) -> bytes:

@@ -199,3 +199,29 @@ def test_a_file_of_the_hour_before_the_window_is_read_for_its_late_records(s3, w
     _put_capture(s3, opened, [capture_line((0.9, 0.1), image, inferred)] * 30)
     report = monitor.lambda_handler({}, FakeLambdaContext())
     assert (report["records"], report["files"], report["status"]) == (30, 1, "ok")
+
+
+def test_the_report_is_traced_but_not_recorded(s3, without_plots, xray_daemon):
+    _put_baseline(s3)
+    _fill_window(s3, brightness_factor=1.0)
+    report = monitor.lambda_handler({}, FakeLambdaContext())
+    xray_daemon.wait_for(lambda received: "## lambda_handler" in _names(received))
+    (handler,) = [
+        document
+        for documents in xray_daemon.traces().values()
+        for document in documents
+        if document["name"] == "## lambda_handler"
+    ]
+    assert "metadata" not in handler
+    operations = {
+        document.get("aws", {}).get("operation")
+        for documents in xray_daemon.traces().values()
+        for document in documents
+    }
+    assert {"GetObject", "PutObject", "ListObjectsV2"} <= operations
+    assert report["report_key"]
+    assert xray_daemon.largest() < 4096
+
+
+def _names(listener) -> list[str]:
+    return [document["name"] for documents in listener.traces().values() for document in documents]

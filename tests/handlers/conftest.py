@@ -19,6 +19,9 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from PIL import Image
 
+# xray_daemon is autouse: every test here runs traced, against the loopback listener.
+from tests.xray_support import import_in_lambda, xray_daemon, xray_listener  # noqa: F401
+
 # `pytest` (unlike `python -m pytest`) does not put the repository root on sys.path, and the
 # handlers are imported as `lambda_src.<function>.handler` from there.
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -28,6 +31,9 @@ if REPO_ROOT not in sys.path:
 BUCKET = "scones-images"
 ENDPOINT_NAME = "scones-classifier"
 FAKE_RUNTIME_URL = "http://sagemaker-runtime.fake:8080"
+
+for _function in ("serialize_image", "classify_image", "filter_inferences"):
+    import_in_lambda(f"lambda_src.{_function}.handler")
 
 
 @dataclass
