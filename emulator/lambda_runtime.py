@@ -40,6 +40,7 @@ from types import ModuleType
 from typing import Any
 
 from emulator.errors import EmulatorError, MotoPatchError
+from emulator.xray import invocation_trace_header
 
 EXPECTED_INVOKE_PARAMETERS = (
     "self",
@@ -284,6 +285,7 @@ class LambdaRuntime:
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
             "LAMBDA_TASK_ROOT": str(code.code_dir),
             "_HANDLER": code.handler,
+            "_X_AMZN_TRACE_ID": invocation_trace_header(),
             **{key: str(value) for key, value in (environment or {}).items()},
             **self.environment_overrides,
         }

@@ -4,7 +4,9 @@
 interpreter on, Docker-free Lambda), creates the bucket (EventBridge notifications as the
 template enables them), the functions and the state machine from the template, serves the
 model behind the endpoint name the template gives, and hooks S3 so that an upload matching
-the EventBridge rule's pattern starts an execution with the event AWS would send.
+the EventBridge rule's pattern starts an execution with the event AWS would send. The
+functions run traced, as deployed (``TracingConfig: Active``): their X-Ray datagrams go to
+``workflow.xray``, a loopback listener standing in for the daemon.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from emulator.errors import ModelLoadError, TemplateError, WorkflowError
 from emulator.events import matches, object_created_event, s3_object_created_hook
 from emulator.lambda_runtime import LambdaRuntime
 from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
+from emulator.xray import XRayListener, lambda_recorder
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
 INCOMING_PREFIX = "incoming/"
@@ -130,6 +133,7 @@ class LocalWorkflow:
         self.execution_timeout = execution_timeout
         self.endpoint: LocalEndpoint | None = None
         self.runtime: LambdaRuntime | None = None
+        self.xray: XRayListener | None = None
         self.executions: dict[str, list[str]] = {}
         self._stack = ExitStack()
         self._sfn: Any = None
@@ -196,12 +200,15 @@ class LocalWorkflow:
         stack.callback(self.endpoint.stop)
         self.endpoint.start()
 
+        self.xray = stack.enter_context(XRayListener())
+        stack.enter_context(lambda_recorder(self.xray.address))
         self.runtime = LambdaRuntime(
             {
                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint.url,
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
-                "POWERTOOLS_TRACE_DISABLED": "true",
+                "AWS_XRAY_DAEMON_ADDRESS": self.xray.address,
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",  # as Lambda sets it
                 **self.environment,
             }
         )

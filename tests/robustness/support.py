@@ -92,7 +92,6 @@ _FAKE_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "POWERTOOLS_TRACE_DISABLED": "true",
 }
 
 
