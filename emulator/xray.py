@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,15 +134,16 @@ class Datagram:
 class XRayListener:
     """Receives X-Ray daemon datagrams on 127.0.0.1; use as a context manager.
 
-    ``datagrams`` holds the well-formed ones in arrival order, ``malformed`` the raw bytes of
-    any other (a wrong header, not JSON).
+    ``datagrams`` holds the latest ``keep`` well-formed ones in arrival order (a long local
+    run must not grow without bound), ``malformed`` the raw bytes of any other (a wrong header,
+    not JSON).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 20_000) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.bind(("127.0.0.1", 0))
-        self.datagrams: list[Datagram] = []
-        self.malformed: list[bytes] = []
+        self.datagrams: deque[Datagram] = deque(maxlen=keep)
+        self.malformed: deque[bytes] = deque(maxlen=keep)
         self._arrived = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False

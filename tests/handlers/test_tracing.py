@@ -64,7 +64,7 @@ def test_serialize_records_neither_the_object_nor_the_png(
     ]
     assert {"HeadObject", "GetObject"} <= set(operations)
     assert xray_daemon.largest() < SMALL_DATAGRAM_BYTES
-    assert xray_daemon.malformed == []
+    assert list(xray_daemon.malformed) == []
     (read,) = documents_named(xray_daemon, ".read_object")
     assert "metadata" not in read
 
