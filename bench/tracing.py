@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from contextlib import redirect_stdout
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -40,6 +41,7 @@ if str(REPO_ROOT) not in sys.path:
 from bench.endpoint import percentile
 
 SERVICE = "serialize_image"
+MODES = ("on", "off", "defect")
 BUCKET = "bench-images"
 KEY = "incoming/photo.jpg"
 FAKE_ENVIRONMENT = {
@@ -142,8 +144,18 @@ def load_handler() -> ModuleType:
     return module
 
 
-def time_calls(rounds: int, warmup: int, photo: bytes) -> dict[str, list[float]]:
-    """Per-call milliseconds: tracing on, off, and on with read_object recording its bytes."""
+@dataclass
+class Measured:
+    """Per-call milliseconds by mode, how many calls' read_object subsegment arrived, and the
+    largest datagram received."""
+
+    milliseconds: dict[str, list[float]] = field(default_factory=dict)
+    read_object_arrived: dict[str, int] = field(default_factory=dict)
+    largest_datagram: int = 0
+
+
+def time_calls(rounds: int, warmup: int, photo: bytes) -> Measured:
+    """Tracing on, off, and on with read_object recording its bytes, alternating per round."""
     import boto3
     from aws_xray_sdk import global_sdk_config
     from moto import mock_aws
@@ -151,8 +163,8 @@ def time_calls(rounds: int, warmup: int, photo: bytes) -> dict[str, list[float]]
     from emulator.xray import XRayListener, invocation_trace_header, lambda_recorder
 
     os.environ.update(FAKE_ENVIRONMENT)
-    timings: dict[str, list[float]] = {"on": [], "off": [], "defect": []}
-    roots: dict[str, list[str]] = {"on": [], "off": [], "defect": []}
+    measured = Measured(milliseconds={mode: [] for mode in MODES})
+    roots: dict[str, list[str]] = {mode: [] for mode in MODES}
     event = {"s3_bucket": BUCKET, "s3_key": KEY}
     with (
         mock_aws(),
@@ -169,36 +181,30 @@ def time_calls(rounds: int, warmup: int, photo: bytes) -> dict[str, list[float]]
         fixed_read = handler.read_object
         recording_read = handler.tracer.capture_method(fixed_read.__wrapped__)
 
-        def call(mode: str) -> float:
+        def call(mode: str, timed: bool) -> None:
             global_sdk_config.set_sdk_enabled(mode != "off")
             handler.read_object = recording_read if mode == "defect" else fixed_read
             header = invocation_trace_header()
             os.environ["_X_AMZN_TRACE_ID"] = header
-            roots[mode].append(header.split(";")[0].removeprefix("Root="))
             started = time.perf_counter()
             handler.lambda_handler(event, CONTEXT)
-            return (time.perf_counter() - started) * 1000
+            if timed:
+                measured.milliseconds[mode].append((time.perf_counter() - started) * 1000)
+                roots[mode].append(header.split(";")[0].removeprefix("Root="))
 
         for index in range(warmup + rounds):
-            if index == warmup:
-                listener.clear()
-                roots = {mode: [] for mode in roots}
-            for mode in ("on", "off", "defect"):
-                elapsed = call(mode)
-                if index >= warmup:
-                    timings[mode].append(elapsed)
+            for mode in MODES:
+                call(mode, timed=index >= warmup)
         handler.read_object = fixed_read
         listener.wait_for(lambda received: False, timeout=0.5)  # the last datagrams
         traces = listener.traces()
-        largest = listener.largest()
+        measured.largest_datagram = listener.largest()
     for mode in ("on", "defect"):
-        arrived = [
+        measured.read_object_arrived[mode] = sum(
             any(document["name"].endswith(".read_object") for document in traces.get(root, []))
             for root in roots[mode]
-        ]
-        timings[f"{mode}_read_object_arrived"] = [float(sum(arrived))]
-    timings["largest_datagram"] = [float(largest)]
-    return timings
+        )
+    return measured
 
 
 def peak_memory(photo: bytes) -> dict[str, int]:
@@ -237,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aws_xray_sdk").setLevel(logging.CRITICAL)  # "Failed to send entity"
 
     photo = photo_jpeg(2048, 1536)
-    timings = time_calls(args.rounds, args.warmup, photo)
-    p50 = {mode: statistics.median(timings[mode]) for mode in ("off", "on", "defect")}
+    measured = time_calls(args.rounds, args.warmup, photo)
+    timings = measured.milliseconds
+    p50 = {mode: statistics.median(timings[mode]) for mode in MODES}
     print(f"serialize_image on a {len(photo) / 1e6:.1f} MB JPEG (2048x1536), {args.rounds} rounds")
     print(f"{'':42}{'p50 ms':>10}{'p99 ms':>10}")
     rows = (
@@ -252,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio on/off: p50 {p50['on'] / p50['off']:.2f} (target <= 1.2); "
         f"recording bytes/off: {p50['defect'] / p50['off']:.1f}"
     )
+    arrived = measured.read_object_arrived
     print(
-        f"read_object subsegments received: {timings['on_read_object_arrived'][0]:.0f}"
-        f"/{args.rounds} (recording bytes: {timings['defect_read_object_arrived'][0]:.0f}"
-        f"/{args.rounds}); largest datagram {timings['largest_datagram'][0]:.0f} bytes"
+        f"read_object subsegments received: {arrived['on']}/{args.rounds} (recording bytes: "
+        f"{arrived['defect']}/{args.rounds}); largest datagram {measured.largest_datagram} bytes"
     )
 
     memory_mb = function_memory_mb(args.cdk_out)
