@@ -87,13 +87,16 @@ def _daemon_address_variable(address: str) -> Iterator[None]:
 
 @contextmanager
 def lambda_recorder(address: str) -> Iterator[Any]:
-    """Put the process's X-Ray state where a fresh Lambda worker starts; restore it on exit.
+    """Put the process's X-Ray state where a fresh Lambda worker starts.
 
     A worker imports the SDK with ``LAMBDA_TASK_ROOT`` set: the Lambda context (sampling is
     the trace header's decision), every finished subsegment streamed, the UDP emitter aimed at
     ``AWS_XRAY_DAEMON_ADDRESS``, the SDK enabled and Powertools' shared Tracer settings at
     their defaults. In one local process an earlier import (outside Lambda, where Powertools
-    disables the SDK) may have changed all of these.
+    disables the SDK) may have changed all of these. On exit all but the context are
+    restored: botocore stays patched once a handler was imported, and outside an invocation
+    ``InvocationContext`` records nothing, quietly, where the SDK's default context would log
+    an error for every AWS call.
     """
     from aws_lambda_powertools import Tracer
     from aws_xray_sdk import global_sdk_config
@@ -102,7 +105,6 @@ def lambda_recorder(address: str) -> Iterator[Any]:
 
     recorder = xray_recorder
     saved = (
-        recorder.context,
         recorder.emitter,
         recorder.streaming_threshold,
         global_sdk_config.sdk_enabled(),
@@ -117,9 +119,9 @@ def lambda_recorder(address: str) -> Iterator[Any]:
     try:
         yield recorder
     finally:
-        recorder.context, recorder.emitter, recorder.streaming_threshold = saved[:3]
-        global_sdk_config.set_sdk_enabled(saved[3])
-        Tracer._config = saved[4]
+        recorder.emitter, recorder.streaming_threshold = saved[:2]
+        global_sdk_config.set_sdk_enabled(saved[2])
+        Tracer._config = saved[3]
 
 
 @dataclass(frozen=True)
