@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from emulator.cloud_assembly import CloudAssembly
 from emulator.errors import TemplateError
 from emulator.events import matches, object_created_event
-from emulator.template import CloudAssembly
 
 
 @pytest.fixture
