@@ -27,6 +27,7 @@ class LambdaFunctionSpec:
     arn: str
     code: FunctionCode
     environment: dict[str, str]
+    role_arn: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class WorkflowSpec:
     capture: CaptureSpec | None
     model_archive: Path | None
     eventbridge_buckets: frozenset[str]
+    assembly: CloudAssembly
+    state_machine_role_arn: str
+    endpoint_role_arn: str
 
 
 def _lambda_spec(assembly: CloudAssembly, stack: str, logical_id: str) -> LambdaFunctionSpec:
@@ -72,6 +76,7 @@ def _lambda_spec(assembly: CloudAssembly, stack: str, logical_id: str) -> Lambda
             timeout_seconds=int(properties.get("Timeout", 3)),
         ),
         environment={key: str(value) for key, value in variables.items()},
+        role_arn=str(assembly.resolve(stack, properties["Role"])),
     )
 
 
@@ -151,19 +156,16 @@ def load_workflow(
         else None
     )
     model_archive = None
-    model_id = (
-        variant["ModelName"]["Fn::GetAtt"][0]
-        if isinstance(variant.get("ModelName"), dict) and "Fn::GetAtt" in variant["ModelName"]
-        else None
-    )
-    if model_id is not None:
-        model_url = assembly.resource(ep_stack, model_id)["Properties"]["PrimaryContainer"].get(
-            "ModelDataUrl"
-        )
-        try:
-            model_archive = assembly.asset_path(ep_stack, model_id, model_url)
-        except TemplateError:
-            model_archive = None
+    model_ref = variant.get("ModelName")
+    if not (isinstance(model_ref, dict) and "Fn::GetAtt" in model_ref):
+        raise TemplateError(f"the endpoint's variant names no model of the assembly: {model_ref}")
+    model_id = model_ref["Fn::GetAtt"][0]
+    model = assembly.resource(ep_stack, model_id)["Properties"]
+    try:
+        model_url = model["PrimaryContainer"].get("ModelDataUrl")
+        model_archive = assembly.asset_path(ep_stack, model_id, model_url)
+    except TemplateError:
+        model_archive = None
     eventbridge_buckets = frozenset(
         str(assembly.resolve(stack, resource["Properties"]["BucketName"]))
         for stack, _, resource in assembly.resources("Custom::S3BucketNotifications")
@@ -181,4 +183,7 @@ def load_workflow(
         capture=capture,
         model_archive=model_archive,
         eventbridge_buckets=eventbridge_buckets,
+        assembly=assembly,
+        state_machine_role_arn=str(assembly.resolve(sm_stack, properties["RoleArn"])),
+        endpoint_role_arn=str(assembly.resolve(ep_stack, model["ExecutionRoleArn"])),
     )

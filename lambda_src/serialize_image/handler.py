@@ -32,6 +32,7 @@ Errors (the class name is the errorType Step Functions sees):
     ImageNotFound       no such object or bucket (also: deleted after the event)
     InvalidImage        empty, not an image, truncated or undecodable
     ImageTooLarge       more than MAX_OBJECT_BYTES bytes or MAX_IMAGE_PIXELS pixels
+    AccessDenied        S3 refused this function's role (a missing grant or key policy)
     ConfigurationError  an environment variable below is out of range
 
 Environment:
@@ -69,6 +70,7 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG include
 OUTPUT_CONTENT_TYPE = "image/png"
 BACKGROUND_WHITE = (255, 255, 255)
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+_ACCESS_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
 logger = Logger()
 tracer = Tracer()
@@ -130,6 +132,10 @@ class InvalidImage(Exception):
 
 class ImageTooLarge(Exception):
     """The object has too many bytes or declares too many pixels."""
+
+
+class AccessDenied(Exception):
+    """S3 refused the function's role: the deployment lacks a grant."""
 
 
 class ConfigurationError(Exception):
@@ -214,6 +220,17 @@ def _is_not_found(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in _NOT_FOUND_CODES
 
 
+def _is_access_denied(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _ACCESS_DENIED_CODES
+
+
+def _access_denied(operation: str, bucket: str, key: str) -> AccessDenied:
+    return AccessDenied(
+        f"access denied: S3 refused {operation} of s3://{bucket}/{key} to this function's role; "
+        "grant it s3:GetObject on the key's prefix (and kms:Decrypt on the bucket's key)"
+    )
+
+
 def _check_object_size(bucket: str, key: str, size: int, settings: Settings) -> None:
     if size == 0:
         raise InvalidImage(f"s3://{bucket}/{key} is empty")
@@ -233,6 +250,8 @@ def head_existing_object(bucket: str, keys: list[str]) -> tuple[str, int]:
         except ClientError as error:
             if _is_not_found(error):
                 continue
+            if _is_access_denied(error):
+                raise _access_denied("HeadObject", bucket, key) from error
             raise
         return key, int(head["ContentLength"])
     tried = ", ".join(repr(key) for key in keys)
@@ -247,6 +266,8 @@ def read_object(bucket: str, key: str, settings: Settings) -> bytes:
     except ClientError as error:
         if _is_not_found(error):
             raise ImageNotFound(f"s3://{bucket}/{key} no longer exists") from error
+        if _is_access_denied(error):
+            raise _access_denied("GetObject", bucket, key) from error
         raise
     body = response["Body"]
     try:
