@@ -96,14 +96,17 @@ def answers(tmp_path_factory) -> dict[str, dict[str, Any]]:
     assert "sagemaker_inference" not in sys.modules  # the emulator runs as it does locally
     with LocalEndpoint(archive) as endpoint:
         emulated = _emulator_answers(endpoint)
+    inference_before = sys.modules.get("inference")  # other tests import training/model/
     with container_worker(archive, root / "container") as worker:
         assert (worker.load_code, worker.load_message) == (200, f"loaded model {MODEL_NAME}")
+        unpacked = root / "container" / "opt" / "ml" / "model" / "code" / "inference.py"
+        assert worker.entry_point_file == unpacked
         toolkit = {
             kind: worker.invoke(body, content_type, accept)
             for kind, (body, content_type, accept, _, _) in REQUESTS.items()
         }
     assert worker.exit_code == 0  # the worker's own exit when the frontend disconnects
-    assert "ts" not in sys.modules and "inference" not in sys.modules
+    assert "ts" not in sys.modules and sys.modules.get("inference") is inference_before
     return {
         kind: {
             "toolkit": toolkit[kind],

@@ -157,6 +157,11 @@ class WorkerConnection:
         finally:
             connection.close()
 
+    @property
+    def entry_point_file(self) -> Path:
+        """Where the toolkit imported the user module (``SAGEMAKER_PROGRAM``) from."""
+        return Path(sys.modules["inference"].__file__ or "")
+
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Answer:
         headers = {"Content-Type": content_type}
         if accept is not None:
@@ -184,8 +189,10 @@ def container_worker(archive: Path, root: Path) -> Iterator[WorkerConnection]:
     """
     toolkit = require_toolkit()
     model_dir = unpack_as_sagemaker(archive, root)
-    modules_before = set(sys.modules)
     with pytest.MonkeyPatch.context() as patch:
+        for name in _shadowing_modules(model_dir / "code", toolkit):
+            patch.delitem(sys.modules, name)  # a fresh worker process has none of them
+        modules_before = set(sys.modules)
         for folder in (model_dir, model_dir / "code", toolkit):
             patch.syspath_prepend(str(folder))
         patch.chdir(model_dir)
@@ -199,6 +206,12 @@ def container_worker(archive: Path, root: Path) -> Iterator[WorkerConnection]:
         finally:
             connection.close()
             _forget_modules(set(sys.modules) - modules_before, (toolkit, model_dir))
+
+
+def _shadowing_modules(*folders: Path) -> list[str]:
+    """Modules already imported under a name that the worker imports from ``folders``."""
+    tops = {path.stem for folder in folders for path in folder.iterdir()}
+    return [name for name in sys.modules if name.split(".", 1)[0] in tops]
 
 
 def _forget_modules(names: set[str], folders: tuple[Path, ...]) -> None:
