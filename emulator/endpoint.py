@@ -290,7 +290,9 @@ class LocalEndpoint:
                 request.get_data(), request.content_type or "", request.headers.get("Accept")
             )
         except InferenceFailure as failure:
-            return Response(f"{failure.message}\n{failure.trace}", status=failure.status_code)
+            response = Response(failure.body, status=failure.status_code)
+            del response.headers["Content-Type"]  # TorchServe sends an error without one
+            return response
         return Response(result.body, content_type=result.content_type)
 
     def _invoke_endpoint(self, request: Request, name: str) -> Response:
@@ -341,9 +343,7 @@ class LocalEndpoint:
             result = self._infer(body, content_type, request.headers.get("Accept"))
         except InferenceFailure as failure:
             self.stats["model_error"] += 1
-            return self._model_error(
-                name, failure.status_code, f"{failure.message}\n{failure.trace}", request_id
-            )
+            return self._model_error(name, failure.status_code, failure.body, request_id)
         self.stats["ok"] += 1
         writer = self.capture_writer(name)
         if writer is not None and writer.sampled():
