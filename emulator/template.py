@@ -71,6 +71,7 @@ class WorkflowSpec:
     capture: CaptureSpec | None
     model_archive: Path | None
     eventbridge_buckets: frozenset[str]
+    versioned_buckets: frozenset[str] = frozenset()
 
 
 class CloudAssembly:
@@ -393,6 +394,12 @@ def load_workflow(
         for stack, _, resource in assembly.resources("Custom::S3BucketNotifications")
         if "EventBridgeConfiguration" in resource["Properties"].get("NotificationConfiguration", {})
     )
+    versioned_buckets = frozenset(
+        assembly.physical_name(stack, logical_id)
+        for stack, logical_id, resource in assembly.resources("AWS::S3::Bucket")
+        if resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        == "Enabled"
+    )
     return WorkflowSpec(
         functions=functions,
         state_machine_name=assembly.physical_name(sm_stack, sm_id),
@@ -405,4 +412,5 @@ def load_workflow(
         capture=capture,
         model_archive=model_archive,
         eventbridge_buckets=eventbridge_buckets,
+        versioned_buckets=versioned_buckets,
     )
