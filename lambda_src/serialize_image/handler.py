@@ -12,8 +12,9 @@ or the EventBridge S3 "Object Created" event, as the rule delivers it::
 The EventBridge event carries the key as stored ("red flower+1.jpg" stays so): S3 URL-encodes
 keys only in its SQS, SNS and Lambda notifications, and decoding would read "a b.jpg" for the
 object "a+b.jpg". When the event names a ``version-id`` (a versioned bucket), exactly that
-version is read, so an overwrite after the event cannot change what is classified. A direct
-request's ``s3_key`` is used as given, and its current version read.
+version is read, so an overwrite after the event cannot change what is classified; a delete
+after the event (of the object or of that version) is ImageNotFound. A direct request's
+``s3_key`` is used as given, and its current version read.
 
 Output::
 
@@ -239,9 +240,12 @@ def _check_object_size(ref: ObjectRef, size: int, settings: Settings) -> None:
 
 @tracer.capture_method
 def head_existing_object(ref: ObjectRef) -> int:
-    """Return the size of the object (of its named version), or raise ImageNotFound."""
+    """Return the size of the object (of the version the event names), or raise ImageNotFound:
+    the version named is read even when overwritten since, not when the object was deleted."""
     try:
-        head = s3_client().head_object(Bucket=ref.bucket, Key=ref.key, **_version(ref))
+        head = s3_client().head_object(Bucket=ref.bucket, Key=ref.key)
+        if ref.version_id and head.get("VersionId") != ref.version_id:
+            head = s3_client().head_object(Bucket=ref.bucket, Key=ref.key, **_version(ref))
     except ClientError as error:
         if _is_not_found(error):
             raise ImageNotFound(_not_found_message(ref)) from error
@@ -251,7 +255,7 @@ def head_existing_object(ref: ObjectRef) -> int:
 
 def _not_found_message(ref: ObjectRef) -> str:
     if ref.version_id:
-        return f"{ref} no longer exists: that version was deleted after the event"
+        return f"{ref} no longer exists: it was deleted after the event"
     return f"{ref} no longer exists, or never existed"
 
 

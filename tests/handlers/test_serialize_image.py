@@ -313,22 +313,27 @@ def test_event_of_an_overwritten_object_reads_the_version_it_names(
     assert serialize.lambda_handler(second, lambda_context)["source"]["width"] == 16
 
 
-def test_event_of_a_since_deleted_version_is_image_not_found(
-    versioned, lambda_context, encode_image
+@pytest.mark.parametrize("delete", ["the version", "the object"])
+def test_event_of_a_since_deleted_object_is_image_not_found(
+    versioned, lambda_context, encode_image, delete
 ):
+    """Deleting the version, or the object (a delete marker), after the event: not classified."""
     events, hook = captured_events(versioned)
     with hook:
         put(versioned, "incoming/gone.png", encode_image(Image.new("RGB", (8, 8)), "PNG"))
         put(versioned, "incoming/gone.png", encode_image(Image.new("RGB", (16, 8)), "PNG"))
     version = events[0]["detail"]["object"]["version-id"]
-    versioned.delete_object(Bucket=BUCKET, Key="incoming/gone.png", VersionId=version)
+    if delete == "the version":
+        versioned.delete_object(Bucket=BUCKET, Key="incoming/gone.png", VersionId=version)
+    else:
+        versioned.delete_object(Bucket=BUCKET, Key="incoming/gone.png")
 
     with pytest.raises(serialize.ImageNotFound) as raised:
         serialize.lambda_handler(events[0], lambda_context)
 
     assert str(raised.value) == (
         f"s3://{BUCKET}/incoming/gone.png (version {version}) no longer exists: "
-        "that version was deleted after the event"
+        "it was deleted after the event"
     )
 
 
