@@ -1,10 +1,11 @@
 """The whole workflow in one process: moto S3 + Step Functions, real handlers, local endpoint.
 
 ``LocalWorkflow(cdk_out)`` reads the synthesized assembly, starts moto (its Step Functions
-interpreter on, Docker-free Lambda), creates the bucket (EventBridge notifications as the
-template enables them), the functions and the state machine from the template, serves the
-model behind the endpoint name the template gives, and hooks S3 so that an upload matching
-the EventBridge rule's pattern starts an execution with the event AWS would send.
+interpreter on, Docker-free Lambda), creates the bucket (versioning and EventBridge
+notifications as the template enables them), the functions and the state machine from the
+template, serves the model behind the endpoint name the template gives, and hooks S3 so that
+an upload matching the EventBridge rule's pattern starts an execution with the event AWS
+would send.
 """
 
 from __future__ import annotations
