@@ -56,6 +56,7 @@ class WorkflowSpec:
     capture: CaptureSpec | None
     model_archive: Path | None
     eventbridge_buckets: frozenset[str]
+    versioned_buckets: frozenset[str]
     assembly: CloudAssembly
     state_machine_role_arn: str
     endpoint_role_arn: str
@@ -171,6 +172,12 @@ def load_workflow(
         for stack, _, resource in assembly.resources("Custom::S3BucketNotifications")
         if "EventBridgeConfiguration" in resource["Properties"].get("NotificationConfiguration", {})
     )
+    versioned_buckets = frozenset(
+        assembly.physical_name(stack, logical_id)
+        for stack, logical_id, resource in assembly.resources("AWS::S3::Bucket")
+        if resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        == "Enabled"
+    )
     return WorkflowSpec(
         functions=functions,
         state_machine_name=assembly.physical_name(sm_stack, sm_id),
@@ -183,6 +190,7 @@ def load_workflow(
         capture=capture,
         model_archive=model_archive,
         eventbridge_buckets=eventbridge_buckets,
+        versioned_buckets=versioned_buckets,
         assembly=assembly,
         state_machine_role_arn=str(assembly.resolve(sm_stack, properties["RoleArn"])),
         endpoint_role_arn=str(assembly.resolve(ep_stack, model["ExecutionRoleArn"])),

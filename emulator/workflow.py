@@ -1,10 +1,11 @@
 """The whole workflow in one process: moto S3 + Step Functions, real handlers, local endpoint.
 
 ``LocalWorkflow(cdk_out)`` reads the synthesized assembly, starts moto (its Step Functions
-interpreter on, Docker-free Lambda), creates the bucket (EventBridge notifications as the
-template enables them), the functions and the state machine from the template, serves the
-model behind the endpoint name the template gives, and hooks S3 so that an upload matching
-the EventBridge rule's pattern starts an execution with the event AWS would send.
+interpreter on, Docker-free Lambda), creates the bucket (versioning and EventBridge
+notifications as the template enables them), the functions and the state machine from the
+template, serves the model behind the endpoint name the template gives, and hooks S3 so that
+an upload matching the EventBridge rule's pattern starts an execution with the event AWS
+would send.
 
 As deployed: every function runs in sandboxes of its own from its bundle, signed with its own
 role's session, and reaches moto through its HTTP server on loopback; the state machine
@@ -36,7 +37,12 @@ from emulator.asl import (
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
-from emulator.events import matches, object_created_event, s3_object_created_hook
+from emulator.events import (
+    RulePattern,
+    Sequencer,
+    object_created_event,
+    s3_object_created_hook,
+)
 from emulator.iam import LocalIdentities, authorize, authorize_lambda_calls, enforced_access
 from emulator.lambda_runtime import LambdaRuntime
 from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
@@ -175,6 +181,9 @@ class LocalWorkflow:
         self.endpoint: LocalEndpoint | None = None
         self.runtime: LambdaRuntime | None = None
         self.executions: dict[str, list[str]] = {}
+        self.delivered: dict[str, dict[str, Any]] = {}
+        self.rule_pattern = RulePattern(self.spec.event_pattern)
+        self._sequencer = Sequencer()
         self._stack = ExitStack()
         self._sfn: Any = None
         self._s3: Any = None
@@ -222,6 +231,10 @@ class LocalWorkflow:
         buckets = {self.spec.bucket} | ({self.spec.capture.bucket} if self.spec.capture else set())
         for bucket in sorted(buckets):
             self._s3.create_bucket(Bucket=bucket)
+            if bucket in self.spec.versioned_buckets:
+                self._s3.put_bucket_versioning(
+                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+                )
             if bucket in self.spec.eventbridge_buckets:
                 self._s3.put_bucket_notification_configuration(
                     Bucket=bucket,
@@ -313,17 +326,30 @@ class LocalWorkflow:
     def _on_object_created(
         self, bucket: str, key: str, size: int, etag: str, version_id: str | None, reason: str
     ) -> None:
-        event = object_created_event(
-            bucket, key, size, etag, version_id, reason, self.region, LOCAL_ACCOUNT
+        sequencer = self._sequencer.next(bucket, key)
+        self.deliver(
+            object_created_event(
+                bucket, key, size, etag, version_id, reason, self.region, LOCAL_ACCOUNT, sequencer
+            )
         )
-        if not matches(self.spec.event_pattern, event):
-            return
+
+    def deliver(self, event: Mapping[str, Any]) -> str | None:
+        """Deliver ``event`` as EventBridge would (again, for a duplicate): start an execution
+        when the rule's pattern matches; return its ARN."""
+        event = dict(event)
+        if not self.rule_pattern.matches(event):
+            return None
         arn = self._sfn.start_execution(
             stateMachineArn=self.spec.state_machine_arn,
             name=uuid.uuid4().hex,
             input=json.dumps(event),
         )["executionArn"]
-        self.executions.setdefault(f"{bucket}/{key}", []).append(arn)
+        detail = event["detail"]
+        self.executions.setdefault(
+            f"{detail['bucket']['name']}/{detail['object']['key']}", []
+        ).append(arn)
+        self.delivered[arn] = event
+        return arn
 
     # -- running --------------------------------------------------------------------------
     @property
