@@ -9,8 +9,9 @@
   milliseconds); this caches the parsed program per definition text, for definitions made of
   states whose runtime state lives in the execution's environment (no Map, no Parallel).
 - ``cached_interpreter_clients``: moto's interpreter builds a new boto3 client for every task
-  it runs (about 18 ms each); this reuses one per region and service (boto3 clients are
-  thread-safe), built with the interpreter's own settings.
+  it runs (about 18 ms each), signed with fixed fake keys; this reuses one per region and
+  service (boto3 clients are thread-safe), built with the interpreter's own settings and
+  signed with the state machine role's session, so that its grants are what is checked.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import functools
 import inspect
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+
+import boto3
 
 from emulator.errors import MotoPatchError
 
@@ -129,8 +132,9 @@ def cached_program_parsing(cacheable_definitions: set[str]) -> Iterator[None]:
 
 
 @contextmanager
-def cached_interpreter_clients() -> Iterator[None]:
-    """Reuse the boto3 clients moto's interpreter builds for its tasks (see module doc)."""
+def cached_interpreter_clients(credentials: Mapping[str, str]) -> Iterator[None]:
+    """Reuse the boto3 clients moto's interpreter builds for its tasks, signed with
+    ``credentials`` (``boto3.client`` keyword arguments; see module doc)."""
     try:
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
             lambda_eval_utils,
@@ -155,12 +159,19 @@ def cached_interpreter_clients() -> Iterator[None]:
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # moto's own boto_client_for ignores state_credentials (fixed fake keys): one client
-        # per region and service is what it would build every time.
+        # per region and service is what it would build every time, keys aside.
         with lock:
             client = clients.get((region, service))
             if client is None:
-                client = clients[(region, service)] = original(
+                template = original(
                     region=region, service=service, state_credentials=state_credentials
+                )
+                client = clients[(region, service)] = boto3.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=template.meta.endpoint_url,
+                    config=template.meta.config,
+                    **credentials,
                 )
         return client
 

@@ -5,7 +5,10 @@ Routes: ``GET /ping``, ``POST /endpoints/<name>/invocations`` (the InvokeEndpoin
 here) and ``POST /invocations`` (the container's own route). Errors come back as the real
 service sends them, so botocore raises the same exceptions: a failing model gives
 ``ModelError`` (HTTP 424, ``OriginalStatusCode``, ``OriginalMessage``), an unknown endpoint
-``ValidationError``. Successful invocations are sampled into SageMaker data capture.
+``ValidationError``, a caller that ``authorize(headers, endpoint_arn)`` refuses (it raises
+``PermissionError``) ``AccessDeniedException``. Successful invocations are sampled into
+SageMaker data capture, written with the S3 client ``capture_client()`` makes (the endpoint's
+execution role in the local mode).
 
 Faults for tests are explicit: ``inject(Fault.model_error(500), times=2)``,
 ``Fault.service_unavailable()``, ``Fault.throttling()``, ``Fault.slow(seconds)``,
@@ -20,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
@@ -45,6 +49,7 @@ _ERROR_NAMESPACES = {
     "ValidationError": f"{_CORAL}/com.amazon.coral.validate/",
     "ServiceUnavailable": f"{_CORAL}/com.amazon.coral.availability/",
     "ThrottlingException": f"{_CORAL}/com.amazon.coral.availability/",
+    "AccessDeniedException": f"{_CORAL}/com.amazon.coral.service/",
 }
 
 
@@ -119,6 +124,8 @@ class LocalEndpoint:
         region: str = "us-east-1",
         account: str = LOCAL_ACCOUNT,
         model_workers: int = 1,
+        authorize: Callable[[Mapping[str, str], str], None] | None = None,
+        capture_client: Callable[[], Any] | None = None,
     ) -> None:
         self._owns_model = not isinstance(model, InferenceModel)
         self.model = model if isinstance(model, InferenceModel) else InferenceModel(model)
@@ -130,6 +137,8 @@ class LocalEndpoint:
         self.account = account
         self.capture_config = capture
         self._model_workers = model_workers
+        self._authorize = authorize
+        self._capture_client = capture_client
         self._worker: ThreadPoolExecutor | None = None
         self._captures: dict[str, CaptureWriter] = {}
         self._faults: deque[list[Any]] = deque()
@@ -237,7 +246,12 @@ class LocalEndpoint:
         if writer is None:
             writer = self._captures.setdefault(
                 endpoint_name,
-                CaptureWriter(self.capture_config, endpoint_name, self.variant_name),
+                CaptureWriter(
+                    self.capture_config,
+                    endpoint_name,
+                    self.variant_name,
+                    s3_client_factory=self._capture_client,
+                ),
             )
         return writer
 
@@ -276,7 +290,9 @@ class LocalEndpoint:
                 request.get_data(), request.content_type or "", request.headers.get("Accept")
             )
         except InferenceFailure as failure:
-            return Response(f"{failure.message}\n{failure.trace}", status=failure.status_code)
+            response = Response(failure.body, status=failure.status_code)
+            del response.headers["Content-Type"]  # TorchServe sends an error without one
+            return response
         return Response(result.body, content_type=result.content_type)
 
     def _invoke_endpoint(self, request: Request, name: str) -> Response:
@@ -288,6 +304,13 @@ class LocalEndpoint:
                 {"message": f"Endpoint {name} of account {self.account} not found."},
                 request_id,
             )
+        if self._authorize is not None:
+            arn = f"arn:aws:sagemaker:{self.region}:{self.account}:endpoint/{name.lower()}"
+            try:
+                self._authorize(request.headers, arn)
+            except PermissionError as denied:
+                payload = {"message": str(denied)}
+                return self._error(403, "AccessDeniedException", payload, request_id)
         body = request.get_data()
         if len(body) > MAX_PAYLOAD_BYTES:
             return self._error(
@@ -320,9 +343,7 @@ class LocalEndpoint:
             result = self._infer(body, content_type, request.headers.get("Accept"))
         except InferenceFailure as failure:
             self.stats["model_error"] += 1
-            return self._model_error(
-                name, failure.status_code, f"{failure.message}\n{failure.trace}", request_id
-            )
+            return self._model_error(name, failure.status_code, failure.body, request_id)
         self.stats["ok"] += 1
         writer = self.capture_writer(name)
         if writer is not None and writer.sampled():

@@ -1,18 +1,24 @@
 """S3 "Object Created" events to EventBridge rules, as AWS delivers them.
 
-``object_created_event`` builds the event S3 sends to EventBridge; ``matches`` is EventBridge's
-pattern matching (exact values, ``prefix``, ``suffix``, ``anything-but``, ``exists``,
-``equals-ignore-case``, ``wildcard``, ``numeric``); ``s3_object_created_hook`` hooks moto's S3
-notifications (``moto.s3.notifications.send_event``, called for every object moto's S3
-creates) so that any upload to a bucket with EventBridge notifications enabled reaches a
-callback, whichever client made it.
+``object_created_event`` builds the event S3 sends to EventBridge, with the fields of
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html (not moto's own variant:
+``eTag``, reason ``ObjectCreated``, a fixed sequencer). The key is the object's key as stored:
+S3 URL-encodes keys in its SQS/SNS/Lambda notifications, not in the EventBridge event.
+``RulePattern`` matches events with moto's own ``EventPattern``. ``s3_object_created_hook``
+hooks moto's S3 notifications (``moto.s3.notifications.send_event``, called for every object
+moto's S3 creates) so that any upload to a bucket with EventBridge notifications enabled
+reaches a callback, whichever client made it. ``check_moto_compatibility`` fails loudly when a
+moto upgrade moves either.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import operator
+import inspect
+import json
+import secrets
+import string
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,19 +27,41 @@ from typing import Any
 
 from emulator.errors import MotoPatchError, TemplateError
 
-_REASONS = {
+REASONS = {
     "Put": "PutObject",
     "Post": "POST Object",
     "Copy": "CopyObject",
     "CompleteMultipartUpload": "CompleteMultipartUpload",
 }
-_NUMERIC = {
-    "<": operator.lt,
-    "<=": operator.le,
-    "=": operator.eq,
-    ">=": operator.ge,
-    ">": operator.gt,
-}
+# The operators moto's EventPattern implements; it lets any other one match everything.
+PATTERN_OPERATORS = frozenset(
+    {
+        "prefix",
+        "suffix",
+        "equals-ignore-case",
+        "anything-but",
+        "numeric",
+        "exists",
+        "cidr",
+        "wildcard",
+    }
+)
+EXPECTED_SEND_EVENT_PARAMETERS = ("account_id", "event_name", "bucket", "key")
+_REQUEST_ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class Sequencer:
+    """S3's ``sequencer``: a hex string that grows with each event on the same bucket and key."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, bucket: str, key: str) -> str:
+        with self._lock:
+            value = max(time.time_ns(), self._last.get((bucket, key), 0) + 1)
+            self._last[(bucket, key)] = value
+        return f"{value:018X}"
 
 
 def object_created_event(
@@ -45,12 +73,13 @@ def object_created_event(
     reason: str,
     region: str,
     account: str,
+    sequencer: str,
 ) -> dict[str, Any]:
-    """The EventBridge event of an S3 object creation (keys are not URL-encoded)."""
+    """The EventBridge event of an S3 object creation; ``version-id`` only when versioned."""
     detail_object: dict[str, Any] = {"key": key, "size": size, "etag": etag.strip('"')}
     if version_id and version_id != "null":
         detail_object["version-id"] = version_id
-    detail_object["sequencer"] = uuid.uuid4().hex[:18].upper()
+    detail_object["sequencer"] = sequencer
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -62,9 +91,10 @@ def object_created_event(
         "resources": [f"arn:aws:s3:::{bucket}"],
         "detail": {
             "version": "0",
+            "event-version": "1.1",
             "bucket": {"name": bucket},
             "object": detail_object,
-            "request-id": uuid.uuid4().hex[:16].upper(),
+            "request-id": "".join(secrets.choice(_REQUEST_ID_ALPHABET) for _ in range(16)),
             "requester": account,
             "source-ip-address": "127.0.0.1",
             "reason": reason,
@@ -72,56 +102,73 @@ def object_created_event(
     }
 
 
-_MISSING = object()
+def _event_pattern_class() -> type:
+    try:
+        from moto.events.models import EventPattern
+    except ImportError as error:
+        raise MotoPatchError(
+            f"moto.events.models.EventPattern moved: port emulator/events.py ({error})"
+        ) from error
+    return EventPattern
 
 
-def _matches_rule(rule: Any, value: Any) -> bool:
-    if not isinstance(rule, dict):
-        return value is not _MISSING and value == rule
-    ((name, argument),) = rule.items()
-    if name == "exists":
-        return (value is not _MISSING) == bool(argument)
-    if value is _MISSING:
-        return False
-    if name == "prefix":
-        return isinstance(value, str) and value.startswith(_text(argument))
-    if name == "suffix":
-        return isinstance(value, str) and value.endswith(_text(argument))
-    if name == "equals-ignore-case":
-        return isinstance(value, str) and value.lower() == argument.lower()
-    if name == "wildcard":
-        return isinstance(value, str) and fnmatch.fnmatchcase(value, argument)
-    if name == "anything-but":
+def _pattern_operators(pattern: dict[str, Any]) -> Iterator[str]:
+    for name, value in pattern.items():
+        if name == "$or":
+            for alternative in value:
+                yield from _pattern_operators(alternative)
+        elif isinstance(value, dict):
+            yield from _pattern_operators(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    yield from _filter_operators(item)
+
+
+def _filter_operators(item: dict[str, Any]) -> Iterator[str]:
+    for operator, argument in item.items():
+        yield operator
         if isinstance(argument, dict):
-            return not _matches_rule(argument, value)
-        excluded = argument if isinstance(argument, list) else [argument]
-        return value not in excluded
-    if name == "numeric":
-        if not isinstance(value, int | float):
-            return False
-        pairs = zip(argument[::2], argument[1::2], strict=True)
-        return all(_NUMERIC[op](value, bound) for op, bound in pairs)
-    raise TemplateError(f"event pattern operator {name!r} is not emulated")
+            yield from _filter_operators(argument)
 
 
-def _text(argument: Any) -> str:
-    if isinstance(argument, dict) and "equals-ignore-case" in argument:
-        raise TemplateError("case-insensitive prefix/suffix is not emulated")
-    return str(argument)
+class RulePattern:
+    """An EventBridge rule's ``EventPattern``, matched by moto's ``EventPattern``."""
+
+    def __init__(self, pattern: dict[str, Any]) -> None:
+        unknown = sorted(set(_pattern_operators(pattern)) - PATTERN_OPERATORS)
+        if unknown:
+            raise TemplateError(f"event pattern operators {unknown} are not emulated")
+        self.pattern = pattern
+        self._moto = _event_pattern_class().load(json.dumps(pattern))
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        return self._moto.matches_event(event)
 
 
-def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """Whether ``event`` matches the EventBridge ``pattern``."""
-    for field, rule in pattern.items():
-        value = event.get(field, _MISSING) if isinstance(event, dict) else _MISSING
-        if isinstance(rule, dict):
-            if not isinstance(value, dict) or not matches(rule, value):
-                return False
-            continue
-        values = value if isinstance(value, list) else [value]
-        if not any(_matches_rule(item, candidate) for item in rule for candidate in values):
-            return False
-    return True
+def check_moto_compatibility() -> None:
+    """Raise ``MotoPatchError`` unless moto still has what this module wraps and hooks."""
+    pattern_class = _event_pattern_class()
+    for name in ("load", "matches_event"):
+        if not callable(getattr(pattern_class, name, None)):
+            raise MotoPatchError(f"moto's EventPattern has no {name}(): port emulator/events.py")
+    probe = RulePattern({"detail": {"$or": [{"a": [{"prefix": "x/"}]}, {"b": [1]}]}})
+    verdicts = [probe.matches({"detail": detail}) for detail in ({"a": "x/1"}, {"b": 1}, {})]
+    if verdicts != [True, True, False]:
+        raise MotoPatchError(f"moto's EventPattern now matches differently: {verdicts}")
+    try:
+        from moto.s3 import notifications
+    except ImportError as error:
+        raise MotoPatchError(f"moto.s3.notifications moved: {error}") from error
+    send_event = getattr(notifications, "send_event", None)
+    if send_event is None:
+        raise MotoPatchError("moto.s3.notifications.send_event is gone: port emulator/events.py")
+    parameters = tuple(inspect.signature(send_event).parameters)
+    if parameters != EXPECTED_SEND_EVENT_PARAMETERS:
+        raise MotoPatchError(
+            f"moto.s3.notifications.send_event{parameters} changed from "
+            f"{EXPECTED_SEND_EVENT_PARAMETERS}: port emulator/events.py"
+        )
 
 
 ObjectCreatedCallback = Callable[[str, str, int, str, "str | None", str], None]
@@ -132,16 +179,12 @@ _hook_lock = threading.Lock()
 def s3_object_created_hook(callback: ObjectCreatedCallback) -> Iterator[None]:
     """Call ``callback(bucket, key, size, etag, version_id, reason)`` after each creation in
     a moto bucket whose notification configuration enables EventBridge."""
-    try:
-        from moto.s3 import notifications
-    except ImportError as error:
-        raise MotoPatchError(f"moto.s3.notifications moved: {error}") from error
-    original = getattr(notifications, "send_event", None)
-    if original is None or getattr(original, "_local_mode_hook", False):
-        raise MotoPatchError(
-            "moto.s3.notifications.send_event is missing or already hooked: "
-            "port emulator/events.py to this moto"
-        )
+    check_moto_compatibility()
+    from moto.s3 import notifications
+
+    original = notifications.send_event
+    if getattr(original, "_local_mode_hook", False):
+        raise MotoPatchError("moto.s3.notifications.send_event is already hooked")
 
     def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
         original(account_id, event_name, bucket, key)
@@ -151,7 +194,8 @@ def s3_object_created_hook(callback: ObjectCreatedCallback) -> Iterator[None]:
             return
         if getattr(configuration, "event_bridge", None) is None:
             return
-        reason = _REASONS.get(name.rsplit(":", 1)[1], name.rsplit(":", 1)[1])
+        operation = name.rsplit(":", 1)[1]
+        reason = REASONS.get(operation, operation)
         callback(bucket.name, key.name, key.size, key.etag, key.version_id, reason)
 
     send_event._local_mode_hook = True  # type: ignore[attr-defined]

@@ -6,7 +6,9 @@ then per request ``input_fn(body, content_type)`` -> ``predict_fn(data, model)``
 ``output_fn(prediction, accept)`` (or ``transform_fn`` when the module defines it). A hook may
 take one more argument, the context, as in the toolkit. Bodies of UTF-8 content types reach
 ``input_fn`` as ``str``; an exception carrying ``status_code`` becomes that status, anything
-else 500.
+else 500 (the toolkit honours ``status_code`` only on its own error class: a stub's plain
+exception with one would be a 500 there). The error body is the toolkit's: the message (a
+toolkit-style error's ``message``, any other exception's text), a newline, the traceback.
 """
 
 from __future__ import annotations
@@ -44,6 +46,18 @@ class InferenceFailure(Exception):
         self.status_code = status_code
         self.message = message
         self.trace = trace
+
+    @property
+    def body(self) -> str:
+        """The response body, as the toolkit's ``Transformer.handle_error`` writes it."""
+        return f"{self.message}\n{self.trace}"
+
+
+def _error_message(error: Exception) -> str:
+    """A toolkit-style error's ``message`` (its ``str`` is a tuple); any other's ``str``."""
+    message = getattr(error, "message", None)
+    toolkit_style = hasattr(error, "status_code") and hasattr(error, "phrase")
+    return message if toolkit_style and isinstance(message, str) else str(error)
 
 
 @dataclass(frozen=True)
@@ -186,7 +200,7 @@ class InferenceModel:
             status = getattr(error, "status_code", 500)
             if not isinstance(status, int) or not 400 <= status <= 599:
                 status = 500
-            raise InferenceFailure(status, str(error), traceback.format_exc()) from error
+            raise InferenceFailure(status, _error_message(error), traceback.format_exc()) from error
         response_type = accept
         if isinstance(result, tuple):
             result, response_type = result

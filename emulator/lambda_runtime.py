@@ -7,39 +7,36 @@ reads back the payload plus the ``x-amz-function-error`` header; on an error it 
 ``errorType`` of the payload as the error name that Retry and Catch match. This module replaces
 ``LambdaSimpleBackend.invoke`` with a dispatcher that:
 
-- loads each function's handler file by path (``importlib.util.spec_from_file_location``,
-  a unique module name per function, loaded at its first invocation like a cold start) and
-  leaves the venv first on ``sys.path`` (a bundled asset holds Linux arm64 wheels; the asset
-  folder is only appended, for handlers that import a sibling module);
-- sets the function's ``Environment`` variables, and the runtime's own ones, for the time of
-  the call (process-wide, so invocations are serialized by a lock);
+- runs each function in sandboxes of its own (``emulator.sandbox``): a worker process per
+  concurrent invocation, started at the first one (the cold start) and kept warm, importing
+  only from the function's asset folder and what the Lambda runtime ships;
+- gives each invocation the function's ``Environment`` variables, the runtime's own ones and
+  the function's ``credentials`` (its role's session, as Lambda does);
 - answers the Lambda Python runtime's error envelope on an exception:
   ``x-amz-function-error: Unhandled`` and ``{"errorMessage", "errorType", "requestId",
-  "stackTrace"}`` with ``errorType`` the exception's class name.
+  "stackTrace"}`` with ``errorType`` the exception's class name (``Runtime.ImportModuleError``,
+  ``Sandbox.Timedout`` and ``Runtime.ExitError`` as Lambda names those failures).
 
 ``check_moto_compatibility()`` fails loudly when a moto upgrade moves the patch point.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
-import os
-import re
-import sys
+import shutil
+import tempfile
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from emulator.errors import EmulatorError, MotoPatchError
+from emulator.sandbox import Sandbox
 from emulator.xray import invocation_trace_header
 
 EXPECTED_INVOKE_PARAMETERS = (
@@ -108,23 +105,6 @@ class FunctionCode:
 
 
 @dataclass
-class LocalLambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    deadline: float = field(repr=False)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
-
-
-@dataclass
 class Invocation:
     """One dispatched invocation, kept for tests and reports."""
 
@@ -135,59 +115,63 @@ class Invocation:
     duration_ms: float = 0.0
 
 
-@contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def error_envelope(error: BaseException, request_id: str) -> dict[str, Any]:
-    """The Lambda Python runtime's payload for an unhandled exception."""
-    return {
-        "errorMessage": str(error),
-        "errorType": type(error).__name__,
-        "requestId": request_id,
-        "stackTrace": traceback.format_list(
-            [
-                frame
-                for frame in traceback.extract_tb(error.__traceback__)
-                if frame.filename != __file__
-            ]
-        ),
-    }
+@dataclass
+class _Function:
+    code: FunctionCode
+    environment: dict[str, str]
+    idle: list[Sandbox] = field(default_factory=list)
+    started: int = 0
 
 
 class LambdaRuntime:
     """Registered functions plus the installed patch; use as a context manager.
 
     ``environment_overrides`` apply on top of every function's own variables (the local mode
-    sets ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` there, for instance).
+    sets ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` there, for instance). Each function's output
+    goes to ``log_path(name)``, as it would go to its log group.
     """
 
-    def __init__(self, environment_overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        environment_overrides: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.environment_overrides = dict(environment_overrides or {})
         self.invocations: list[Invocation] = []
-        self._functions: dict[str, FunctionCode] = {}
-        self._modules: dict[str, ModuleType] = {}
-        self._appended_paths: list[str] = []
-        self._call_lock = threading.RLock()
+        self._functions: dict[str, _Function] = {}
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._running.set()
+        self._log_dir_owned = log_dir is None
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="local-lambda-logs-"))
         self._original_invoke: Callable[..., Any] | None = None
 
-    def register(self, function_name: str, code: FunctionCode) -> None:
+    def register(
+        self, function_name: str, code: FunctionCode, credentials: Mapping[str, str] | None = None
+    ) -> None:
+        """Run ``function_name`` from ``code``; ``credentials`` are its role's session keys."""
         if not code.handler_file.is_file():
             raise HandlerNotRegistered(
                 f"{function_name}: handler {code.handler!r} needs {code.handler_file}, "
                 "which does not exist"
             )
-        self._functions[function_name] = code
+        self._functions[function_name] = _Function(code, dict(credentials or {}))
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Invocations wait until the block ends (to stage a race, as endpoint faults do)."""
+        self._running.clear()
+        try:
+            yield
+        finally:
+            self._running.set()
+
+    def log_path(self, function_name: str) -> Path:
+        return self.log_dir / f"{function_name}.log"
+
+    def cold_starts(self, function_name: str) -> int:
+        """How many sandboxes the function has started."""
+        return self._functions[function_name].started
 
     # -- the patch ------------------------------------------------------------------------
     def install(self) -> LambdaRuntime:
@@ -221,13 +205,14 @@ class LambdaRuntime:
             if _installed is self and self._original_invoke is not None:
                 _simple_backend_class().invoke = self._original_invoke
                 _installed = None
-        for path in self._appended_paths:
-            if path in sys.path:
-                sys.path.remove(path)
-        self._appended_paths.clear()
-        for module in self._modules.values():
-            sys.modules.pop(module.__name__, None)
-        self._modules.clear()
+        with self._lock:
+            sandboxes = [box for function in self._functions.values() for box in function.idle]
+            for function in self._functions.values():
+                function.idle.clear()
+        for sandbox in sandboxes:
+            sandbox.stop()
+        if self._log_dir_owned:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def __enter__(self) -> LambdaRuntime:
         return self.install()
@@ -259,72 +244,69 @@ class LambdaRuntime:
     def _invoke(
         self, name: str, arn: str, environment: Mapping[str, Any] | None, event: Any
     ) -> tuple[Invocation, Any]:
-        code = self._functions.get(name)
-        if code is None:
+        function = self._functions.get(name)
+        if function is None:
             raise HandlerNotRegistered(
                 f"no handler file registered for Lambda function {name!r}; registered: "
                 f"{sorted(self._functions)}"
             )
+        code = function.code
         request_id = str(uuid.uuid4())
-        context = LocalLambdaContext(
-            function_name=name,
-            function_version="$LATEST",
-            invoked_function_arn=arn,
-            memory_limit_in_mb=code.memory_mb,
-            aws_request_id=request_id,
-            log_group_name=f"/aws/lambda/{name}",
-            log_stream_name=f"local/{request_id}",
-            deadline=time.monotonic() + code.timeout_seconds,
-        )
+        context = {
+            "function_name": name,
+            "function_version": "$LATEST",
+            "invoked_function_arn": arn,
+            "memory_limit_in_mb": code.memory_mb,
+            "aws_request_id": request_id,
+            "log_group_name": f"/aws/lambda/{name}",
+            "log_stream_name": f"local/{request_id}",
+        }
         variables = {
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(code.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": context.log_group_name,
-            "AWS_LAMBDA_LOG_STREAM_NAME": context.log_stream_name,
+            "AWS_LAMBDA_LOG_GROUP_NAME": context["log_group_name"],
+            "AWS_LAMBDA_LOG_STREAM_NAME": context["log_stream_name"],
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
             "LAMBDA_TASK_ROOT": str(code.code_dir),
             "_HANDLER": code.handler,
             "_X_AMZN_TRACE_ID": invocation_trace_header(),
+            **function.environment,
             **{key: str(value) for key, value in (environment or {}).items()},
             **self.environment_overrides,
         }
+        message = {
+            "event": event,
+            "context": context,
+            "environment": variables,
+            "timeout_seconds": code.timeout_seconds,
+        }
         record = Invocation(function_name=name, event=event)
+        self._running.wait()
         started = time.perf_counter()
-        with self._call_lock, _environment(variables):
-            try:
-                handler = getattr(self._load(name, code), code.handler_function)
-                record.result = handler(event, context)
-                payload = record.result
-            except Exception as error:
-                record.error_type = type(error).__name__
-                payload = error_envelope(error, request_id)
+        sandbox = self._take_sandbox(name, function)
+        reply = sandbox.invoke(message, code.timeout_seconds)
+        self._return_sandbox(function, sandbox)
         record.duration_ms = (time.perf_counter() - started) * 1000
-        self.invocations.append(record)
+        if "error" in reply:
+            payload = reply["error"]
+            record.error_type = payload["errorType"]
+        else:
+            payload = record.result = reply["result"]
+        with self._lock:
+            self.invocations.append(record)
         return record, payload
 
-    def _load(self, name: str, code: FunctionCode) -> ModuleType:
-        module = self._modules.get(name)
-        if module is not None:
-            return module
-        code_dir = str(code.code_dir)
-        if code_dir not in sys.path:
-            sys.path.append(code_dir)
-            self._appended_paths.append(code_dir)
-        module_name = "_local_lambda_" + re.sub(r"\W", "_", name)
-        spec = importlib.util.spec_from_file_location(module_name, code.handler_file)
-        if spec is None or spec.loader is None:
-            raise HandlerNotRegistered(f"cannot import {code.handler_file}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(module_name, None)
-            raise
-        if not callable(getattr(module, code.handler_function, None)):
-            raise HandlerNotRegistered(
-                f"{code.handler_file} has no function {code.handler_function!r}"
-            )
-        self._modules[name] = module
-        return module
+    def _take_sandbox(self, name: str, function: _Function) -> Sandbox:
+        with self._lock:
+            if function.idle:
+                return function.idle.pop()
+            function.started += 1
+        return Sandbox(function.code.code_dir, function.code.handler, self.log_path(name))
+
+    def _return_sandbox(self, function: _Function, sandbox: Sandbox) -> None:
+        if not sandbox.alive:
+            sandbox.stop()
+            return
+        with self._lock:
+            function.idle.append(sandbox)

@@ -1,12 +1,19 @@
 """The whole workflow in one process: moto S3 + Step Functions, real handlers, local endpoint.
 
 ``LocalWorkflow(cdk_out)`` reads the synthesized assembly, starts moto (its Step Functions
-interpreter on, Docker-free Lambda), creates the bucket (EventBridge notifications as the
-template enables them), the functions and the state machine from the template, serves the
-model behind the endpoint name the template gives, and hooks S3 so that an upload matching
-the EventBridge rule's pattern starts an execution with the event AWS would send. The
-functions run traced, as deployed (``TracingConfig: Active``): their X-Ray datagrams go to
-``workflow.xray``, a loopback listener standing in for the daemon.
+interpreter on, Docker-free Lambda), creates the bucket (versioning and EventBridge
+notifications as the template enables them), the functions and the state machine from the
+template, serves the model behind the endpoint name the template gives, and hooks S3 so that
+an upload matching the EventBridge rule's pattern starts an execution with the event AWS
+would send.
+
+As deployed: every function runs in sandboxes of its own from its bundle, signed with its own
+role's session, and reaches moto through its HTTP server on loopback; the state machine
+invokes them as its role and the endpoint writes capture as its execution role; moto's access
+control is on from the first execution, so a missing grant fails as it would in AWS
+(``emulator.iam`` says what moto checks and what it does not). The functions run traced
+(``TracingConfig: Active``): their X-Ray datagrams go to ``workflow.xray``, a loopback
+listener standing in for the daemon.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,14 +39,19 @@ from emulator.asl import (
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
-from emulator.events import matches, object_created_event, s3_object_created_hook
+from emulator.events import (
+    RulePattern,
+    Sequencer,
+    object_created_event,
+    s3_object_created_hook,
+)
+from emulator.iam import LocalIdentities, authorize, authorize_lambda_calls, enforced_access
 from emulator.lambda_runtime import LambdaRuntime
 from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
-from emulator.xray import XRayListener, lambda_recorder
+from emulator.xray import XRayListener
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
 INCOMING_PREFIX = "incoming/"
-_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -90,15 +102,53 @@ class Outcome:
 
 
 @contextmanager
-def _default_environment(defaults: Mapping[str, str]):
-    added = [name for name in defaults if name not in os.environ]
-    for name in added:
-        os.environ[name] = defaults[name]
+def _process_environment(variables: Mapping[str, str | None]):
+    """Set (or, for ``None``, remove) variables of this process for the block's time."""
+    saved = {name: os.environ.get(name) for name in variables}
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         yield
     finally:
-        for name in added:
-            os.environ.pop(name, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _default_session(credentials: Mapping[str, str]) -> Iterator[None]:
+    """boto3's default session signs with ``credentials`` for the block's time (it caches the
+    keys it first resolved, so the environment alone would not do)."""
+    import boto3
+
+    with _process_environment(credentials):
+        boto3.DEFAULT_SESSION = None
+        try:
+            yield
+        finally:
+            boto3.DEFAULT_SESSION = None
+
+
+@contextmanager
+def _moto_server() -> Iterator[str]:
+    """moto's HTTP server on loopback, serving this process's moto state; yields its URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 class LocalWorkflow:
@@ -135,6 +185,9 @@ class LocalWorkflow:
         self.runtime: LambdaRuntime | None = None
         self.xray: XRayListener | None = None
         self.executions: dict[str, list[str]] = {}
+        self.delivered: dict[str, dict[str, Any]] = {}
+        self.rule_pattern = RulePattern(self.spec.event_pattern)
+        self._sequencer = Sequencer()
         self._stack = ExitStack()
         self._sfn: Any = None
         self._s3: Any = None
@@ -163,14 +216,29 @@ class LocalWorkflow:
 
         stack = self._stack
         stack.enter_context(
-            _default_environment({**_FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region})
+            _process_environment(
+                {
+                    "AWS_ACCESS_KEY_ID": "local",
+                    "AWS_SECRET_ACCESS_KEY": "local",
+                    "AWS_SESSION_TOKEN": None,
+                    "AWS_DEFAULT_REGION": self.region,
+                }
+            )
         )
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        moto_url = stack.enter_context(_moto_server())
+        identities = LocalIdentities(self.spec.assembly, self.region)
+        # This process acts as the operator: an IAM user allowed everything.
+        stack.enter_context(_default_session(identities.operator.as_environment()))
         self._s3 = boto3.client("s3", region_name=self.region)
         self._sfn = boto3.client("stepfunctions", region_name=self.region)
         buckets = {self.spec.bucket} | ({self.spec.capture.bucket} if self.spec.capture else set())
         for bucket in sorted(buckets):
             self._s3.create_bucket(Bucket=bucket)
+            if bucket in self.spec.versioned_buckets:
+                self._s3.put_bucket_versioning(
+                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+                )
             if bucket in self.spec.eventbridge_buckets:
                 self._s3.put_bucket_notification_configuration(
                     Bucket=bucket,
@@ -190,20 +258,27 @@ class LocalWorkflow:
                 json_content_types=spec.json_content_types,
                 csv_content_types=spec.csv_content_types,
             )
+        endpoint_role = identities.role(self.spec.endpoint_role_arn)
         self.endpoint = LocalEndpoint(
             self.model,
             endpoint_name=self.spec.endpoint_name,
             variant_name=self.spec.variant_name,
             capture=capture,
             region=self.region,
+            authorize=lambda headers, arn: authorize(
+                headers, LOCAL_ACCOUNT, "sagemaker:InvokeEndpoint", arn
+            ),
+            capture_client=lambda: boto3.client(
+                "s3", region_name=self.region, **endpoint_role.client_arguments()
+            ),
         )
         stack.callback(self.endpoint.stop)
         self.endpoint.start()
 
         self.xray = stack.enter_context(XRayListener())
-        stack.enter_context(lambda_recorder(self.xray.address))
         self.runtime = LambdaRuntime(
             {
+                "AWS_ENDPOINT_URL": moto_url,
                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint.url,
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
@@ -213,14 +288,12 @@ class LocalWorkflow:
             }
         )
         stack.enter_context(self.runtime)
-        iam = boto3.client("iam", region_name=self.region)
-        role = iam.create_role(RoleName="local-mode", AssumeRolePolicyDocument="{}")["Role"]
         lambda_client = boto3.client("lambda", region_name=self.region)
         for function in self.spec.functions:
             created = lambda_client.create_function(
                 FunctionName=function.name,
                 Runtime="python3.12",
-                Role=role["Arn"],
+                Role=identities.role(function.role_arn).role_arn,
                 Handler=function.code.handler,
                 Code={"ZipFile": _placeholder_zip()},
                 Timeout=function.code.timeout_seconds,
@@ -232,11 +305,16 @@ class LocalWorkflow:
                     f"moto named {function.name} {created['FunctionArn']}, "
                     f"the definition expects {function.arn}"
                 )
-            self.runtime.register(function.name, function.code)
+            self.runtime.register(
+                function.name,
+                function.code,
+                identities.role(function.role_arn).as_environment(),
+            )
 
         text = json.dumps(self.definition)
+        machine_role = identities.role(self.spec.state_machine_role_arn)
         created = self._sfn.create_state_machine(
-            name=self.spec.state_machine_name, definition=text, roleArn=role["Arn"]
+            name=self.spec.state_machine_name, definition=text, roleArn=machine_role.role_arn
         )
         if created["stateMachineArn"] != self.spec.state_machine_arn:
             raise TemplateError(
@@ -245,24 +323,39 @@ class LocalWorkflow:
             )
         if is_cacheable(self.definition):
             stack.enter_context(cached_program_parsing({text}))
-        stack.enter_context(cached_interpreter_clients())
+        stack.enter_context(cached_interpreter_clients(machine_role.client_arguments()))
         stack.enter_context(s3_object_created_hook(self._on_object_created))
+        stack.enter_context(authorize_lambda_calls(LOCAL_ACCOUNT, self.region))
+        stack.enter_context(enforced_access())
 
     # -- events ---------------------------------------------------------------------------
     def _on_object_created(
         self, bucket: str, key: str, size: int, etag: str, version_id: str | None, reason: str
     ) -> None:
-        event = object_created_event(
-            bucket, key, size, etag, version_id, reason, self.region, LOCAL_ACCOUNT
+        sequencer = self._sequencer.next(bucket, key)
+        self.deliver(
+            object_created_event(
+                bucket, key, size, etag, version_id, reason, self.region, LOCAL_ACCOUNT, sequencer
+            )
         )
-        if not matches(self.spec.event_pattern, event):
-            return
+
+    def deliver(self, event: Mapping[str, Any]) -> str | None:
+        """Deliver ``event`` as EventBridge would (again, for a duplicate): start an execution
+        when the rule's pattern matches; return its ARN."""
+        event = dict(event)
+        if not self.rule_pattern.matches(event):
+            return None
         arn = self._sfn.start_execution(
             stateMachineArn=self.spec.state_machine_arn,
             name=uuid.uuid4().hex,
             input=json.dumps(event),
         )["executionArn"]
-        self.executions.setdefault(f"{bucket}/{key}", []).append(arn)
+        detail = event["detail"]
+        self.executions.setdefault(
+            f"{detail['bucket']['name']}/{detail['object']['key']}", []
+        ).append(arn)
+        self.delivered[arn] = event
+        return arn
 
     # -- running --------------------------------------------------------------------------
     @property

@@ -8,8 +8,10 @@ and streams every finished subsegment to the daemon as one UDP datagram: the hea
 of at most 64 KB; a larger one does not even leave the socket (the SDK logs and drops it).
 
 ``XRayListener`` binds 127.0.0.1:0 and keeps every datagram it receives, parsed.
-``lambda_recorder(address)`` sets the process-wide recorder up as a fresh Lambda worker's.
-``invocation_trace_header()`` is the header the local runtime sets for one invocation.
+``invocation_trace_header()`` is the header the local runtime sets for one invocation; each
+sandbox is a Lambda worker of its own, so its SDK behaves as in Lambda. ``lambda_recorder``
+sets the recorder of a process that runs handlers in-process (the handler tests,
+``bench/tracing.py``) up as a fresh Lambda worker's.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ def invocation_trace_header() -> str:
 class InvocationContext(LambdaContext):
     """The SDK's Lambda context, recording only on the thread that runs the invocation.
 
-    In Lambda nothing but the function runs in its process. Locally moto's Step Functions, the
-    endpoint and the caller share the process, its ``_X_AMZN_TRACE_ID`` and the patched
-    botocore; their calls belong to no function's trace, so they see a no-op segment.
+    In Lambda nothing but the function runs in its process. A process that runs handlers
+    in-process may also run moto, threads and other callers, sharing ``_X_AMZN_TRACE_ID`` and
+    the patched botocore; their calls belong to no function's trace, so they see a no-op
+    segment.
     """
 
     def _refresh_context(self) -> None:

@@ -12,6 +12,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.batch_stack import BatchStack
+from stacks.checkov import skip_function_checks
 from stacks.config import Settings
 from stacks.endpoint_stack import EndpointStack
 from stacks.model_record import HOW_TO_TRAIN, ModelRecord
@@ -91,5 +92,8 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
             f"synthesized (deploy it first: training needs its bucket); {HOW_TO_TRAIN}",
             file=sys.stderr,
         )
+    for stack in app.node.children:
+        if isinstance(stack, cdk.Stack):
+            skip_function_checks(stack)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app

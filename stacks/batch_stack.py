@@ -97,6 +97,7 @@ class BatchStack(Stack):
             self,
             "BatchLogs",
             retention=settings.log_retention,
+            encryption_key=storage.encryption_key,
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(

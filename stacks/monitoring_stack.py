@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
@@ -23,9 +18,11 @@ from aws_cdk import aws_sns_subscriptions as sns_subscriptions
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from stacks.checkov import skip_checks
 from stacks.config import Settings
 from stacks.constructs.classifier_endpoint import endpoint_metric
 from stacks.constructs.python_lambda import PythonLambda
+from stacks.drift_baseline import DRIFT_MONITOR_SOURCE, drift_baseline
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import (
     CAPTURE_PREFIX,
@@ -33,9 +30,8 @@ from stacks.storage_stack import (
     DRIFT_REPORTS_PREFIX,
     StorageStack,
 )
-from stacks.workflow_stack import LAMBDA_SRC, METRICS_NAMESPACE, WorkflowStack
+from stacks.workflow_stack import METRICS_NAMESPACE, WorkflowStack
 
-DRIFT_MONITOR_SOURCE = LAMBDA_SRC / "drift_monitor"
 # Rates (low confidence, failed executions, function errors) need this many events in a
 # period before they can alarm: one odd image in a quiet quarter-hour is not an incident.
 MIN_EVENTS_FOR_A_RATE = 10
@@ -44,25 +40,6 @@ ENDPOINT_PERIOD = Duration.minutes(5)
 GREATER_OR_EQUAL = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
-
-
-def drift_baseline(model_record: Path) -> dict[str, Any]:
-    """The drift monitor's baseline file, made by its own ``build_baseline`` from the record.
-
-    Raises the handler's ``InvalidBaseline`` when the record has no evaluation baseline.
-    """
-    spec = importlib.util.spec_from_file_location(
-        "scones_drift_monitor_handler", DRIFT_MONITOR_SOURCE / "handler.py"
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {DRIFT_MONITOR_SOURCE / 'handler.py'}")
-    handler = sys.modules.get(spec.name)
-    if handler is None:
-        handler = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = handler  # dataclasses look their module up while defined
-        spec.loader.exec_module(handler)
-    build: Callable[[dict[str, Any]], dict[str, Any]] = handler.build_baseline
-    return build(json.loads(model_record.read_text()))
 
 
 class MonitoringStack(Stack):
@@ -154,6 +131,7 @@ class MonitoringStack(Stack):
             service_name="drift_monitor",
             metrics_namespace=METRICS_NAMESPACE,
             log_retention=settings.log_retention,
+            log_encryption_key=storage.encryption_key,
             # Reads up to a window of capture and draws two matplotlib plots.
             memory_size=1024,
             timeout_seconds=300,
@@ -171,6 +149,15 @@ class MonitoringStack(Stack):
         storage.bucket.grant_read(monitor.function, f"{capture_prefix}*")
         storage.bucket.grant_read(monitor.function, DRIFT_BASELINE_KEY)
         storage.bucket.grant_put(monitor.function, f"{DRIFT_REPORTS_PREFIX}*")
+        skip_checks(
+            monitor.function,
+            {
+                "CKV_AWS_116": "Its only event is the schedule's empty input: the next run "
+                "reads the same window, and a failed run alarms (DriftMonitorErrors).",
+                "CKV_AWS_115": "One run per schedule period, so there is no burst to bound; "
+                "a reservation would only take from the account's unreserved pool.",
+            },
+        )
         return monitor
 
     def _upload_baseline(self, settings: Settings, storage: StorageStack) -> None:
@@ -197,6 +184,7 @@ class MonitoringStack(Stack):
                 self,
                 "DriftBaselineUploadLogs",
                 retention=settings.log_retention,
+                encryption_key=storage.encryption_key,
                 removal_policy=RemovalPolicy.DESTROY,
             ),
         )

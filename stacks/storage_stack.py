@@ -11,6 +11,7 @@ from aws_cdk.region_info import FactName
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from stacks.checkov import skip_checks
 from stacks.config import Settings
 
 INCOMING_PREFIX = "incoming/"
@@ -43,6 +44,7 @@ class StorageStack(Stack):
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
         )
+        self._let_cloudwatch_logs_use_the_key()
         access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -50,11 +52,23 @@ class StorageStack(Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            # A deleted or overwritten log stays recoverable for 30 days.
+            versioned=True,
             lifecycle_rules=[
-                s3.LifecycleRule(expiration=Duration.days(settings.capture_expiration_days))
+                s3.LifecycleRule(
+                    expiration=Duration.days(settings.capture_expiration_days),
+                    noncurrent_version_expiration=Duration.days(30),
+                )
             ],
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
+        )
+        skip_checks(
+            access_logs,
+            {
+                "CKV_AWS_18": "This bucket receives the server access logs; logging it to "
+                "itself would loop."
+            },
         )
         NagSuppressions.add_resource_suppressions(
             access_logs,
@@ -149,6 +163,33 @@ class StorageStack(Stack):
                     ],
                 }
             ],
+        )
+
+    def _let_cloudwatch_logs_use_the_key(self) -> None:
+        """The key policy statement AWS documents for KMS-encrypted log groups: the regional
+        CloudWatch Logs principal, only for log groups of this account and region."""
+        self.encryption_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": self.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
         )
 
     def _training_role(self) -> iam.Role:

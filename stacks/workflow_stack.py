@@ -8,12 +8,14 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from stacks.checkov import skip_checks
 from stacks.config import Settings
 from stacks.constructs.classification_steps import FAILURES_BY_STEP, classification_chain
 from stacks.constructs.python_lambda import PythonLambda
@@ -37,6 +39,7 @@ class WorkflowStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         retention = settings.log_retention
+        self.log_key = storage.encryption_key
         classifier = endpoint.classifier
 
         def function(name: str, service: str, **options) -> PythonLambda:
@@ -47,6 +50,7 @@ class WorkflowStack(Stack):
                 service_name=service,
                 metrics_namespace=METRICS_NAMESPACE,
                 log_retention=retention,
+                log_encryption_key=self.log_key,
                 **options,
             )
 
@@ -55,6 +59,9 @@ class WorkflowStack(Stack):
             "ClassifyImage",
             "classify_image",
             memory_size=256,
+            # Bounds the calls in flight to what the endpoint serves at its largest: a burst
+            # waits in Step Functions' throttling retry instead of storming the endpoint.
+            reserved_concurrency=settings.classify_reserved_concurrency,
             environment={
                 "ENDPOINT_NAME": classifier.endpoint.attr_endpoint_name,
                 "ENDPOINT_READ_TIMEOUT_SECONDS": "10",
@@ -79,6 +86,7 @@ class WorkflowStack(Stack):
             "ClassifyImage": classify,
             "FilterInferences": filter_,
         }
+        self._skip_checks_that_do_not_apply()
 
         self.state_machine = self._state_machine(settings, retention)
         self.rule = events.Rule(
@@ -97,7 +105,8 @@ class WorkflowStack(Stack):
         undelivered = sqs.Queue(
             self,
             "UndeliveredEvents",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self._undelivered_events_key(),
             enforce_ssl=True,
             retention_period=Duration.days(14),
             removal_policy=RemovalPolicy.DESTROY,
@@ -124,7 +133,11 @@ class WorkflowStack(Stack):
             self, {name: self.functions[name].function for name in FAILURES_BY_STEP}
         )
         log_group = logs.LogGroup(
-            self, "WorkflowLogs", retention=retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "WorkflowLogs",
+            retention=retention,
+            encryption_key=self.log_key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         return sfn.StateMachine(
             self,
@@ -137,6 +150,52 @@ class WorkflowStack(Stack):
                 destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
+
+    def _undelivered_events_key(self) -> kms.Key:
+        """The queue's own key, which EventBridge may use for the rules of this account (the
+        queue policy admits only this stack's rule; naming the rule here would be a cycle)."""
+        key = kms.Key(
+            self,
+            "UndeliveredEventsKey",
+            description="Encrypts the Scones Unlimited undelivered upload events",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": self.format_arn(
+                            service="events", resource="rule", resource_name="*"
+                        )
+                    },
+                },
+            )
+        )
+        return key
+
+    def _skip_checks_that_do_not_apply(self) -> None:
+        synchronous = (
+            "Step Functions invokes it synchronously and routes every failure to a Fail state "
+            "that names the error: a DLQ (for asynchronous invocations) would never receive "
+            "anything."
+        )
+        for python_lambda in self.functions.values():
+            skip_checks(python_lambda.function, {"CKV_AWS_116": synchronous})
+        for name in ("SerializeImage", "FilterInferences"):
+            skip_checks(
+                self.functions[name].function,
+                {
+                    "CKV_AWS_115": "Calls no capacity-bound service (S3 reads or plain "
+                    "computation): ClassifyImage's reservation already bounds each execution, "
+                    "and a reservation here would only take from the account's unreserved pool."
+                },
+            )
 
     def _suppress_findings(self, undelivered: sqs.Queue) -> None:
         NagSuppressions.add_resource_suppressions(

@@ -14,6 +14,11 @@ _FAKE_AWS_ENV = {
     "POWERTOOLS_SERVICE_NAME": "scones-tests",
 }
 
+# Powertools reads the metrics namespace and service when a handler module is imported, as in
+# Lambda: they are set before any test module imports one.
+for _name in ("POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"):
+    os.environ.setdefault(_name, _FAKE_AWS_ENV[_name])
+
 
 @pytest.fixture(autouse=True)
 def fake_aws_environment(monkeypatch):

@@ -9,11 +9,12 @@ or the EventBridge S3 "Object Created" event, as the rule delivers it::
     {"source": "aws.s3", "detail-type": "Object Created",
      "detail": {"bucket": {"name": "my-bucket"}, "object": {"key": "incoming/photo.jpg", ...}}}
 
-S3 notifications URL-encode object keys ("red flower.jpg" arrives as "red+flower.jpg"), and
-Powertools' S3EventBridgeEvent decodes them with unquote_plus; moto and hand-written events
-carry the raw key. The EventBridge key is therefore resolved by trying its unquote_plus
-form, then its unquote form, then the raw key, and the first key that exists wins. A direct
-request's ``s3_key`` is used as given.
+The EventBridge event carries the key as stored ("red flower+1.jpg" stays so): S3 URL-encodes
+keys only in its SQS, SNS and Lambda notifications, and decoding would read "a b.jpg" for the
+object "a+b.jpg". When the event names a ``version-id`` (a versioned bucket), exactly that
+version is read, so an overwrite after the event cannot change what is classified; a delete
+after the event (of the object or of that version) is ImageNotFound. A direct request's
+``s3_key`` is used as given, and its current version read.
 
 Output::
 
@@ -29,9 +30,10 @@ The object is only read (HeadObject, GetObject), never written, deleted or alter
 
 Errors (the class name is the errorType Step Functions sees):
     InvalidInput        the event names no bucket or key
-    ImageNotFound       no such object or bucket (also: deleted after the event)
+    ImageNotFound       no such object, version or bucket (also: deleted after the event)
     InvalidImage        empty, not an image, truncated or undecodable
     ImageTooLarge       more than MAX_OBJECT_BYTES bytes or MAX_IMAGE_PIXELS pixels
+    AccessDenied        S3 refused this function's role (a missing grant or key policy)
     ConfigurationError  an environment variable below is out of range
 
 Environment:
@@ -50,8 +52,7 @@ import base64
 import functools
 import io
 import os
-from typing import Any, TypedDict
-from urllib.parse import unquote, unquote_plus
+from typing import Any, NamedTuple, TypedDict
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -64,11 +65,11 @@ DEFAULT_MAX_OBJECT_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_OUTPUT_MAX_SIDE = 128
 LARGEST_OUTPUT_MAX_SIDE = 192
-DEFAULT_METRICS_NAMESPACE = "SconesUnlimited"
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes MPO
 OUTPUT_CONTENT_TYPE = "image/png"
 BACKGROUND_WHITE = (255, 255, 255)
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"})
+_ACCESS_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
 logger = Logger()
 tracer = Tracer()
@@ -84,10 +85,11 @@ class S3EventBucket(TypedDict):
     name: str
 
 
-class S3EventObject(TypedDict, total=False):
-    key: str
-    size: int
-    etag: str
+S3EventObject = TypedDict(
+    "S3EventObject",
+    {"key": str, "size": int, "etag": str, "version-id": str, "sequencer": str},
+    total=False,
+)
 
 
 class S3EventDetail(TypedDict):
@@ -98,6 +100,16 @@ class S3EventDetail(TypedDict):
 EventBridgeS3Event = TypedDict(
     "EventBridgeS3Event", {"source": str, "detail-type": str, "detail": S3EventDetail}
 )
+
+
+class ObjectRef(NamedTuple):
+    bucket: str
+    key: str
+    version_id: str | None
+
+    def __str__(self) -> str:
+        where = f"s3://{self.bucket}/{self.key}"
+        return f"{where} (version {self.version_id})" if self.version_id else where
 
 
 class SourceImage(TypedDict):
@@ -130,6 +142,10 @@ class InvalidImage(Exception):
 
 class ImageTooLarge(Exception):
     """The object has too many bytes or declares too many pixels."""
+
+
+class AccessDenied(Exception):
+    """S3 refused the function's role: the deployment lacks a grant."""
 
 
 class ConfigurationError(Exception):
@@ -176,85 +192,98 @@ def s3_client() -> Any:
     return boto3.client("s3")
 
 
-def reset_clients() -> None:
-    """Forget the cached clients, e.g. after a test changed the endpoint or started moto."""
-    s3_client.cache_clear()
-
-
-def _refresh_metrics_settings() -> None:
-    """Powertools reads namespace and service when the module is imported; use the current env."""
-    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
-    metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or metrics.service
-
-
 def _non_empty_string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def parse_event(event: Any) -> tuple[str, list[str]]:
-    """Return the bucket and the object keys to try, in order of preference."""
+def parse_event(event: Any) -> ObjectRef:
+    """Return the object to read: bucket, key and, when named, the version."""
     if not isinstance(event, dict):
         raise InvalidInput(f"expected a JSON object, got {type(event).__name__}")
     if event.get("source") == "aws.s3" and isinstance(event.get("detail"), dict):
         detail = event["detail"]
         bucket = _non_empty_string((detail.get("bucket") or {}).get("name"))
-        raw_key = _non_empty_string((detail.get("object") or {}).get("key"))
-        if bucket is None or raw_key is None:
+        s3_object = detail.get("object") or {}
+        key = _non_empty_string(s3_object.get("key"))
+        if bucket is None or key is None:
             raise InvalidInput("S3 event has no detail.bucket.name or detail.object.key")
-        candidates = [unquote_plus(raw_key), unquote(raw_key), raw_key]
-        return bucket, list(dict.fromkeys(candidates))
+        return ObjectRef(bucket, key, _non_empty_string(s3_object.get("version-id")))
     bucket = _non_empty_string(event.get("s3_bucket"))
     key = _non_empty_string(event.get("s3_key"))
     if bucket is None or key is None:
         raise InvalidInput("event needs non-empty strings 's3_bucket' and 's3_key'")
-    return bucket, [key]
+    return ObjectRef(bucket, key, None)
+
+
+def _version(ref: ObjectRef) -> dict[str, str]:
+    return {"VersionId": ref.version_id} if ref.version_id else {}
 
 
 def _is_not_found(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in _NOT_FOUND_CODES
 
 
-def _check_object_size(bucket: str, key: str, size: int, settings: Settings) -> None:
+def _is_access_denied(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _ACCESS_DENIED_CODES
+
+
+def _access_denied(operation: str, ref: ObjectRef) -> AccessDenied:
+    return AccessDenied(
+        f"access denied: S3 refused {operation} of {ref} to this function's role; "
+        "grant it s3:GetObject on the key's prefix (and kms:Decrypt on the bucket's key)"
+    )
+
+
+def _check_object_size(ref: ObjectRef, size: int, settings: Settings) -> None:
     if size == 0:
-        raise InvalidImage(f"s3://{bucket}/{key} is empty")
+        raise InvalidImage(f"{ref} is empty")
     if size > settings["max_object_bytes"]:
         raise ImageTooLarge(
-            f"s3://{bucket}/{key} has {size} bytes, more than MAX_OBJECT_BYTES="
-            f"{settings['max_object_bytes']}"
+            f"{ref} has {size} bytes, more than MAX_OBJECT_BYTES={settings['max_object_bytes']}"
         )
 
 
 @tracer.capture_method
-def head_existing_object(bucket: str, keys: list[str]) -> tuple[str, int]:
-    """Return the first of ``keys`` that exists, with its size."""
-    for key in keys:
-        try:
-            head = s3_client().head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if _is_not_found(error):
-                continue
-            raise
-        return key, int(head["ContentLength"])
-    tried = ", ".join(repr(key) for key in keys)
-    raise ImageNotFound(f"no object s3://{bucket}/ with key {tried}")
+def head_existing_object(ref: ObjectRef) -> int:
+    """Return the size of the object (of the version the event names), or raise ImageNotFound:
+    the version named is read even when overwritten since, not when the object was deleted."""
+    try:
+        head = s3_client().head_object(Bucket=ref.bucket, Key=ref.key)
+        if ref.version_id and head.get("VersionId") != ref.version_id:
+            head = s3_client().head_object(Bucket=ref.bucket, Key=ref.key, **_version(ref))
+    except ClientError as error:
+        if _is_not_found(error):
+            raise ImageNotFound(_not_found_message(ref)) from error
+        if _is_access_denied(error):
+            raise _access_denied("HeadObject", ref) from error
+        raise
+    return int(head["ContentLength"])
+
+
+def _not_found_message(ref: ObjectRef) -> str:
+    if ref.version_id:
+        return f"{ref} no longer exists: it was deleted after the event"
+    return f"{ref} no longer exists, or never existed"
 
 
 @tracer.capture_method(capture_response=False)  # the object's bytes, up to 20 MB
-def read_object(bucket: str, key: str, settings: Settings) -> bytes:
+def read_object(ref: ObjectRef, settings: Settings) -> bytes:
     """Read the object, checking its size again: it may have changed since HeadObject."""
     try:
-        response = s3_client().get_object(Bucket=bucket, Key=key)
+        response = s3_client().get_object(Bucket=ref.bucket, Key=ref.key, **_version(ref))
     except ClientError as error:
         if _is_not_found(error):
-            raise ImageNotFound(f"s3://{bucket}/{key} no longer exists") from error
+            raise ImageNotFound(_not_found_message(ref)) from error
+        if _is_access_denied(error):
+            raise _access_denied("GetObject", ref) from error
         raise
     body = response["Body"]
     try:
-        _check_object_size(bucket, key, int(response["ContentLength"]), settings)
+        _check_object_size(ref, int(response["ContentLength"]), settings)
         data = body.read(settings["max_object_bytes"] + 1)
     finally:
         body.close()
-    _check_object_size(bucket, key, len(data), settings)
+    _check_object_size(ref, len(data), settings)
     return data
 
 
@@ -329,18 +358,18 @@ def normalize_image(data: bytes, label: str, settings: Settings) -> tuple[bytes,
 
 
 def serialize_object(event: Any, settings: Settings) -> SerializedImage:
-    bucket, candidate_keys = parse_event(event)
-    key, size = head_existing_object(bucket, candidate_keys)
-    label = f"s3://{bucket}/{key}"
-    _check_object_size(bucket, key, size, settings)
-    data = read_object(bucket, key, settings)
+    ref = parse_event(event)
+    size = head_existing_object(ref)
+    label = str(ref)
+    _check_object_size(ref, size, settings)
+    data = read_object(ref, settings)
     png, source = normalize_image(data, label, settings)
     logger.info("Image serialized", extra={"object": label, "source": source, "png": len(png)})
     metrics.add_metric(name="ImagesSerialized", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SourceImageBytes", unit=MetricUnit.Bytes, value=len(data))
     return SerializedImage(
-        s3_bucket=bucket,
-        s3_key=key,
+        s3_bucket=ref.bucket,
+        s3_key=ref.key,
         image_data=base64.b64encode(png).decode("ascii"),
         content_type=OUTPUT_CONTENT_TYPE,
         source=source,
@@ -353,7 +382,6 @@ def serialize_object(event: Any, settings: Settings) -> SerializedImage:
 def lambda_handler(
     event: SerializeRequest | EventBridgeS3Event, context: LambdaContext
 ) -> SerializedImage:
-    _refresh_metrics_settings()
     settings = load_settings()
     try:
         return serialize_object(event, settings)

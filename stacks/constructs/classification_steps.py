@@ -38,6 +38,8 @@ FAILURES_BY_STEP = {
     "ClassifyImage": ["InvalidInput", "EndpointError"],
     "FilterInferences": ["InvalidInput", "LowConfidence"],
 }
+# The step whose function has a reserved concurrency sized to the endpoint's capacity.
+THROTTLED_STEP = "ClassifyImage"
 UNEXPECTED_FAILURE = "UnexpectedError"
 SUCCEEDED_STATE = "Classified"
 
@@ -65,6 +67,18 @@ def classification_chain(scope: Construct, functions: Mapping[str, lambda_.IFunc
             payload_response_only=True,
             retry_on_service_exceptions=False,
         )
+        if name == THROTTLED_STEP:
+            # Its reserved concurrency throttles a burst on purpose: wait it out (up to about
+            # two minutes) instead of failing after the few seconds of the generic retry.
+            # Step Functions takes the first retrier that matches, so this one goes first.
+            task.add_retry(
+                errors=["Lambda.TooManyRequestsException"],
+                interval=Duration.seconds(1),
+                max_attempts=8,
+                backoff_rate=2,
+                max_delay=Duration.seconds(30),
+                jitter_strategy=sfn.JitterType.FULL,
+            )
         task.add_retry(
             errors=TRANSIENT_LAMBDA_ERRORS,
             interval=Duration.seconds(1),

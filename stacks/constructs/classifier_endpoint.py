@@ -136,6 +136,7 @@ class ClassifierEndpoint(Construct):
             "Logs",
             log_group_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}",
             retention=log_retention,
+            encryption_key=encryption_key,
             removal_policy=RemovalPolicy.DESTROY,
         )
 

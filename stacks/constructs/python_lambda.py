@@ -20,6 +20,7 @@ from aws_cdk import (
 )
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -124,8 +125,9 @@ class PipLocalBundling:
 class PythonLambda(Construct):
     """A Powertools-instrumented Python 3.12 arm64 function from one `lambda_src/` folder.
 
-    Tracing is active, logs go to a log group this construct owns (deleted with the stack),
-    and the handler is `handler.lambda_handler`.
+    Tracing is active, logs go to a log group this construct owns (encrypted with
+    ``log_encryption_key``, deleted with the stack), and the handler is
+    `handler.lambda_handler`.
     """
 
     def __init__(
@@ -137,9 +139,11 @@ class PythonLambda(Construct):
         service_name: str,
         metrics_namespace: str,
         log_retention: logs.RetentionDays,
+        log_encryption_key: kms.IKey,
         environment: dict[str, str] | None = None,
         timeout_seconds: int = 30,
         memory_size: int = 512,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not (source_dir / "handler.py").is_file():
@@ -147,7 +151,11 @@ class PythonLambda(Construct):
         self.service_name = service_name
         self.metrics_namespace = metrics_namespace
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=log_encryption_key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         # Our own role: logs go only to this function's group (no AWS managed policy).
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
@@ -177,6 +185,7 @@ class PythonLambda(Construct):
             role=self.role,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
         )
 
     def powertools_metric(

@@ -1,8 +1,8 @@
-"""The moto patch: Lambda invocations reach real handler files, errors keep their type."""
+"""The moto patch: Lambda invocations reach real handler files in sandboxes of their own,
+errors keep their type, and a handler imports only what its bundle holds."""
 
 import json
 import os
-import sys
 import textwrap
 
 import boto3
@@ -24,8 +24,6 @@ HANDLER = textwrap.dedent(
     import os
     import sys
 
-    import PIL
-
     from sibling import greeting
 
     COLD_START_THRESHOLD = os.environ["THRESHOLD"]
@@ -44,8 +42,8 @@ HANDLER = textwrap.dedent(
             "endpoint_url": os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"),
             "function_name": context.function_name,
             "has_time_left": context.get_remaining_time_in_millis() > 0,
-            "pil_file": PIL.__file__,
-            "first_path": sys.path[0],
+            "path": sys.path,
+            "pid": os.getpid(),
             "greeting": greeting,
             "event": event,
         }
@@ -55,11 +53,9 @@ HANDLER = textwrap.dedent(
 
 @pytest.fixture
 def asset_dir(tmp_path):
-    """An asset folder like a bundled one: the handler, a sibling, and a foreign wheel."""
+    """An asset folder like a bundled one: the handler and a sibling module."""
     (tmp_path / "handler.py").write_text(HANDLER)
     (tmp_path / "sibling.py").write_text('greeting = "hello"\n')
-    (tmp_path / "PIL").mkdir()
-    (tmp_path / "PIL" / "__init__.py").write_text('raise ImportError("arm64 wheel")\n')
     return tmp_path
 
 
@@ -96,12 +92,55 @@ def test_invoke_runs_the_handler_with_the_function_environment(asset_dir):
     assert result["has_time_left"]
     assert result["event"] == {"s3_key": "incoming/a.png"}
     assert result["greeting"] == "hello"
-    assert not result["pil_file"].startswith(str(asset_dir))
-    assert result["first_path"] != str(asset_dir)
+    assert result["pid"] != os.getpid()
+    assert not any("site-packages" in entry for entry in result["path"])
     assert "THRESHOLD" not in os.environ
-    assert "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME" not in os.environ
-    assert str(asset_dir) not in sys.path
     assert runtime.invocations[0].function_name == "classify"
+
+
+def test_a_package_the_bundle_lacks_is_an_import_error_even_if_the_venv_has_it(asset_dir):
+    """numpy is in the dev venv, not in this bundle: the function cannot import it."""
+    (asset_dir / "handler.py").write_text(
+        "import numpy\n\n\ndef lambda_handler(event, context):\n    return 1\n"
+    )
+    with mock_aws(config=MOTO_CONFIG), LambdaRuntime() as runtime:
+        create_function("serialize", {})
+        runtime.register("serialize", FunctionCode(asset_dir, "handler.lambda_handler"))
+        response = boto3.client("lambda").invoke(FunctionName="serialize", Payload=b"{}")
+        payload = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+    assert payload["errorMessage"] == ("Unable to import module 'handler': No module named 'numpy'")
+
+
+def test_a_warm_sandbox_is_reused_and_keeps_its_module_state(asset_dir):
+    with mock_aws(config=MOTO_CONFIG), LambdaRuntime() as runtime:
+        create_function("classify", {"THRESHOLD": "0.9"})
+        runtime.register("classify", FunctionCode(asset_dir, "handler.lambda_handler"))
+        client = boto3.client("lambda")
+        pids = {
+            json.loads(client.invoke(FunctionName="classify", Payload=b"{}")["Payload"].read())[
+                "pid"
+            ]
+            for _ in range(3)
+        }
+        assert len(pids) == 1
+        assert runtime.cold_starts("classify") == 1
+
+
+def test_a_handler_that_runs_past_its_timeout_is_stopped(tmp_path):
+    (tmp_path / "handler.py").write_text(
+        "import time\n\n\ndef lambda_handler(event, context):\n    time.sleep(30)\n"
+    )
+    with mock_aws(config=MOTO_CONFIG), LambdaRuntime() as runtime:
+        create_function("slow", {})
+        runtime.register(
+            "slow", FunctionCode(tmp_path, "handler.lambda_handler", timeout_seconds=1)
+        )
+        response = boto3.client("lambda").invoke(FunctionName="slow", Payload=b"{}")
+        payload = json.loads(response["Payload"].read())
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert payload["errorMessage"] == "Task timed out after 1.00 seconds"
 
 
 def test_an_exception_is_the_runtime_error_envelope(asset_dir):

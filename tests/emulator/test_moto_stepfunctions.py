@@ -151,7 +151,8 @@ def test_cached_programs_and_clients_keep_executions_apart(machine):
     text = json.dumps(shorten_retry_waits(definition(function_arn)))
     assert is_cacheable(json.loads(text))
     machine_arn = create(text)
-    with cached_program_parsing({text}), cached_interpreter_clients():
+    keys = {"aws_access_key_id": "machine", "aws_secret_access_key": "role"}
+    with cached_program_parsing({text}), cached_interpreter_clients(keys):
         outcomes = [
             run(sfn, machine_arn, {"run": f"cached-{n}", "transient_failures": 1})[0]
             for n in range(3)

@@ -239,3 +239,114 @@ def test_the_demo_reuses_the_model_and_writes_its_report(trained, tmp_path):
     for name in ("confusion_matrix.png", "confidence_histogram.png", "outcomes.jsonl"):
         assert (result.report_dir / name).is_file()
     assert f"report: {result.report_dir}" in out.getvalue()
+
+
+# The S3 event as deployed: keys as stored, the versioned bucket, at-least-once delivery.
+
+# "red+flower" follows "red flower" with another image: decoding its key would read that one.
+AWKWARD_KEYS = (
+    "incoming/red flower.png",
+    "incoming/red+flower.png",
+    "incoming/c++ bike.png",
+    "incoming/100% sure %41.png",
+    "incoming/12:30:00 ride.png",
+    "incoming/#1 bike?.png",
+    "incoming/Ålesund sykkel é ø.png",
+    "incoming/a%2Bb+c d.png",
+)
+
+
+def execution_output(workflow, outcome) -> dict:
+    (succeeded,) = [
+        e for e in workflow.history(outcome.execution_arn) if e["type"] == "ExecutionSucceeded"
+    ]
+    return json.loads(succeeded["executionSucceededEventDetails"]["output"])
+
+
+def test_keys_with_spaces_plus_percent_colon_hash_and_letters_go_through(assembly, trained, images):
+    paths = [path for label in CLASSES for path in images[label]]
+    with start(assembly, trained, environment={"THRESHOLD": "0.5"}) as workflow:
+        results = []
+        for index, key in enumerate(AWKWARD_KEYS):
+            path = paths[index % len(paths)]
+            plain = workflow.classify(path, key=f"incoming/plain-{index}.png")
+            awkward = workflow.classify(path, key=key)
+            results.append((key, plain, awkward, execution_output(workflow, awkward)))
+    for key, plain, awkward, output in results:
+        assert awkward.status == "SUCCEEDED", awkward
+        assert output["s3_key"] == key
+        assert awkward.inferences == plain.inferences  # the object uploaded, not another one
+
+
+def test_the_rule_pattern_from_the_template_starts_only_incoming_uploads(assembly, trained):
+    from emulator.events import RulePattern
+
+    keys = ("incoming/a.png", "data-capture/a.png", "incoming-not/a.png", "a.png")
+    with start(assembly, trained) as workflow:
+        pattern = workflow.spec.event_pattern
+        started = {key: workflow.upload(b"not an image", key) for key in keys}
+        (arn,) = started["incoming/a.png"]
+        workflow.wait(arn, "incoming/a.png", None)
+        event = workflow.delivered[arn]
+    assert pattern["detail"]["object"] == {"key": [{"prefix": "incoming/"}]}
+    assert {key: len(arns) for key, arns in started.items()} == {
+        "incoming/a.png": 1,
+        "data-capture/a.png": 0,
+        "incoming-not/a.png": 0,
+        "a.png": 0,
+    }
+    batch = {**event, "detail": {**event["detail"], "object": {"key": "batch/a.png"}}}
+    batch_prefix = {"detail": {"object": {"key": [{"prefix": "batch/"}]}}}
+    either = RulePattern({"$or": [pattern, batch_prefix]})
+    assert either.matches(event) and either.matches(batch)
+    assert not RulePattern(pattern).matches(batch)
+
+
+def test_each_event_delivered_twice_gives_the_same_outcome_and_alters_nothing(
+    assembly, trained, images
+):
+    """EventBridge delivers at least once: a duplicate is a second, identical execution."""
+    import boto3
+
+    uploads = [images["bicycle"][0], images["motorcycle"][0]]
+    with start(assembly, trained, environment={"THRESHOLD": "0.5"}) as workflow:
+        s3 = boto3.client("s3", region_name=workflow.region)
+        sfn = boto3.client("stepfunctions", region_name=workflow.region)
+
+        def redeliver(outcome):
+            arn = workflow.deliver(workflow.delivered[outcome.execution_arn])
+            return workflow.wait(arn, outcome.s3_key, None)
+
+        keys = [f"incoming/twice-{index}.png" for index in range(len(uploads))]
+        firsts = [workflow.classify(path, key=key) for path, key in zip(uploads, keys, strict=True)]
+        duplicates = [redeliver(first) for first in firsts]
+        # A duplicate arriving after an overwrite still classifies the version it names.
+        overwrite = workflow.classify(uploads[1], key=keys[0])
+        late = redeliver(firsts[0])
+
+        versions = [
+            s3.list_object_versions(Bucket=workflow.bucket, Prefix=key)["Versions"] for key in keys
+        ]
+        named = workflow.delivered[firsts[0].execution_arn]["detail"]["object"]["version-id"]
+        named_body = s3.get_object(Bucket=workflow.bucket, Key=keys[0], VersionId=named)
+        event_ids = [
+            json.loads(sfn.describe_execution(executionArn=o.execution_arn)["input"])["id"]
+            for o in (firsts[0], duplicates[0], late)
+        ]
+        capture_bucket = workflow.spec.capture.bucket
+        captured = sum(
+            len(workflow.read_object(capture_bucket, key).splitlines())
+            for key in workflow.capture_keys()
+        )
+        first_bytes = named_body["Body"].read()
+    for first, duplicate in zip(firsts, duplicates, strict=True):
+        assert first.status == duplicate.status == "SUCCEEDED"
+        assert duplicate.execution_arn != first.execution_arn
+        assert (duplicate.label, duplicate.inferences) == (first.label, first.inferences)
+    assert len(set(event_ids)) == 1  # one event id: what a consumer can deduplicate on
+    assert (late.label, late.inferences) == (firsts[0].label, firsts[0].inferences)
+    assert overwrite.inferences == firsts[1].inferences
+    assert first_bytes == uploads[0].read_bytes()
+    assert [len(v) for v in versions] == [2, 1]  # only the overwrite wrote a version
+    # Every endpoint call is captured: each duplicate leaves one more capture record.
+    assert captured == len(firsts) + len(duplicates) + 2

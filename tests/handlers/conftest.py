@@ -53,12 +53,12 @@ def lambda_context() -> FakeLambdaContext:
 def s3() -> Iterator[Any]:
     """A moto S3 with one empty bucket; the handler's cached client is rebuilt inside moto."""
     serialize = importlib.import_module("lambda_src.serialize_image.handler")
-    serialize.reset_clients()
+    serialize.s3_client.cache_clear()
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         yield client
-    serialize.reset_clients()
+    serialize.s3_client.cache_clear()
 
 
 class _RawBody(io.BytesIO):

@@ -54,7 +54,7 @@ def test_an_uploaded_photo_is_serialized_classified_and_filtered(
     fake_endpoint.reply_json([0.1, 0.9])
 
     serialized = through_step_functions(
-        serialize.lambda_handler(eventbridge_event("incoming/ride+1.jpg"), lambda_context)
+        serialize.lambda_handler(eventbridge_event("incoming/ride 1.jpg"), lambda_context)
     )
     classified = through_step_functions(classify.lambda_handler(serialized, lambda_context))
     filtered = through_step_functions(filter_inferences.lambda_handler(classified, lambda_context))

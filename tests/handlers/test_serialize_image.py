@@ -231,23 +231,127 @@ def test_animated_gif_keeps_the_first_frame(s3, lambda_context, encode_image):
 # EventBridge events
 
 
-def test_eventbridge_event_with_url_encoded_key(s3, lambda_context, encode_image):
-    put(s3, "incoming/red flower+1.png", encode_image(Image.new("RGB", (8, 8)), "PNG"))
+def test_eventbridge_event_key_is_the_stored_key_not_url_decoded(s3, lambda_context, encode_image):
+    """S3's EventBridge event carries the key as stored: "a+b" is not "a b", "%41" not "A"."""
+    for key, width in (("incoming/a b.png", 8), ("incoming/a+b.png", 16), ("incoming/A.png", 24)):
+        put(s3, key, encode_image(Image.new("RGB", (width, 8)), "PNG"))
+    put(s3, "incoming/%41.png", encode_image(Image.new("RGB", (32, 8)), "PNG"))
 
-    result = serialize.lambda_handler(
-        eventbridge_event("incoming/red+flower%2B1.png"), lambda_context
-    )
+    results = {
+        key: serialize.lambda_handler(eventbridge_event(key), lambda_context)
+        for key in ("incoming/a+b.png", "incoming/a b.png", "incoming/%41.png")
+    }
 
-    assert (result["s3_bucket"], result["s3_key"]) == (BUCKET, "incoming/red flower+1.png")
+    assert {key: (r["s3_key"], r["source"]["width"]) for key, r in results.items()} == {
+        "incoming/a+b.png": ("incoming/a+b.png", 16),
+        "incoming/a b.png": ("incoming/a b.png", 8),
+        "incoming/%41.png": ("incoming/%41.png", 32),
+    }
 
 
 def test_eventbridge_event_with_raw_key(s3, lambda_context, encode_image):
-    """moto and hand-written events carry the key unencoded; '+' must survive."""
-    put(s3, "incoming/c++ bike.png", encode_image(Image.new("RGB", (8, 8)), "PNG"))
+    """'+', ':', '#', '%' and non-ASCII letters survive as they are."""
+    key = "incoming/c++ bike: #1 100% Ålesund é.png"
+    put(s3, key, encode_image(Image.new("RGB", (8, 8)), "PNG"))
 
-    result = serialize.lambda_handler(eventbridge_event("incoming/c++ bike.png"), lambda_context)
+    result = serialize.lambda_handler(eventbridge_event(key), lambda_context)
 
-    assert result["s3_key"] == "incoming/c++ bike.png"
+    assert result["s3_key"] == key
+
+
+# Versions
+
+
+@pytest.fixture
+def versioned(s3):
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
+def captured_events(s3):
+    """The events list the local mode's S3 fills for creations in ``BUCKET``, and its hook."""
+    from emulator.events import Sequencer, object_created_event, s3_object_created_hook
+
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    events: list[dict] = []
+    sequencer = Sequencer()
+
+    def on_created(bucket, key, size, etag, version_id, reason) -> None:
+        events.append(
+            object_created_event(
+                bucket,
+                key,
+                size,
+                etag,
+                version_id,
+                reason,
+                "us-east-1",
+                "123456789012",
+                sequencer.next(bucket, key),
+            )
+        )
+
+    return events, s3_object_created_hook(on_created)
+
+
+def test_event_of_an_overwritten_object_reads_the_version_it_names(
+    versioned, lambda_context, encode_image
+):
+    events, hook = captured_events(versioned)
+    with hook:
+        put(versioned, "incoming/bike.png", encode_image(Image.new("RGB", (8, 8), "red"), "PNG"))
+        put(versioned, "incoming/bike.png", encode_image(Image.new("RGB", (16, 8), "blue"), "PNG"))
+    first, second = events
+    assert first["detail"]["object"]["version-id"] != second["detail"]["object"]["version-id"]
+
+    result = serialize.lambda_handler(first, lambda_context)
+
+    assert result["source"]["width"] == 8
+    assert output_image(result).getpixel((0, 0)) == (255, 0, 0)
+    assert serialize.lambda_handler(second, lambda_context)["source"]["width"] == 16
+
+
+@pytest.mark.parametrize("delete", ["the version", "the object"])
+def test_event_of_a_since_deleted_object_is_image_not_found(
+    versioned, lambda_context, encode_image, delete
+):
+    """Deleting the version, or the object (a delete marker), after the event: not classified."""
+    events, hook = captured_events(versioned)
+    with hook:
+        put(versioned, "incoming/gone.png", encode_image(Image.new("RGB", (8, 8)), "PNG"))
+        put(versioned, "incoming/gone.png", encode_image(Image.new("RGB", (16, 8)), "PNG"))
+    version = events[0]["detail"]["object"]["version-id"]
+    if delete == "the version":
+        versioned.delete_object(Bucket=BUCKET, Key="incoming/gone.png", VersionId=version)
+    else:
+        versioned.delete_object(Bucket=BUCKET, Key="incoming/gone.png")
+
+    with pytest.raises(serialize.ImageNotFound) as raised:
+        serialize.lambda_handler(events[0], lambda_context)
+
+    assert str(raised.value) == (
+        f"s3://{BUCKET}/incoming/gone.png (version {version}) no longer exists: "
+        "it was deleted after the event"
+    )
+
+
+def test_version_deleted_between_head_and_get_is_image_not_found(
+    versioned, lambda_context, encode_image
+):
+    events, hook = captured_events(versioned)
+    with hook:
+        put(versioned, "incoming/racy.png", encode_image(Image.new("RGB", (8, 8)), "PNG"))
+    version = events[0]["detail"]["object"]["version-id"]
+
+    def delete_first(**_):
+        versioned.delete_object(Bucket=BUCKET, Key="incoming/racy.png", VersionId=version)
+
+    serialize.s3_client().meta.events.register("before-call.s3.GetObject", delete_first)
+
+    with pytest.raises(serialize.ImageNotFound, match=f"version {version}"):
+        serialize.lambda_handler(events[0], lambda_context)
 
 
 # Read-only

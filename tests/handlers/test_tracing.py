@@ -96,7 +96,8 @@ def test_classify_records_the_inferences_not_the_endpoint_body(
     assert any(name.endswith(".invoke_endpoint") for name in names), names
     assert "runtime.sagemaker" in names
     (handler,) = documents_named(xray_daemon, "## lambda_handler")
-    recorded = handler["metadata"][""]["lambda_handler response"]
+    (metadata,) = handler["metadata"].values()  # under the service's namespace
+    recorded = metadata["lambda_handler response"]
     assert recorded["inferences"] == [0.25, 0.75]
     assert xray_daemon.largest() < SMALL_DATAGRAM_BYTES
 

@@ -113,9 +113,9 @@ def test_a_phone_photo_of_megabytes_reaches_the_model_as_a_small_png(workflow):
 
 def test_an_object_deleted_between_the_event_and_the_read_is_image_not_found(workflow):
     key = "incoming/bad-input/deleted/gone.png"
-    # Hold the handlers back (the local runtime runs one invocation at a time under this
-    # lock) so that the delete lands after the event and before SerializeImage reads.
-    with workflow.runtime._call_lock:
+    # Hold the invocations back so that the delete lands after the event and before
+    # SerializeImage reads.
+    with workflow.runtime.held():
         answer, execution = put(workflow, inputs.small_png(seed=11), key)
         workflow.s3.delete_object(Bucket=workflow.bucket, Key=key)
     outcome = workflow.wait(execution, key, None)

@@ -143,3 +143,38 @@ def test_no_lambda_environment_variable_looks_like_a_secret(templates):
         if looks_secret(name, value)
     ]
     assert suspicious == []
+
+
+def test_every_log_group_is_encrypted_with_the_data_key(templates):
+    groups = [
+        (app, stack, logical_id, group)
+        for (app, stack), template in templates.items()
+        for logical_id, group in resources(template, "AWS::Logs::LogGroup").items()
+    ]
+    assert groups
+    for app, stack, logical_id, group in groups:
+        # The storage stack's key, through the ARN it publishes to the other stacks.
+        key = render(group["Properties"].get("KmsKeyId"))
+        assert key.startswith("<SconesStorage.") and "DataKey" in key, (app, stack, logical_id)
+
+
+def test_the_data_key_lets_cloudwatch_logs_use_it_for_this_accounts_log_groups_only(templates):
+    storage = [t for (_, stack), t in templates.items() if stack == "SconesStorage"]
+    assert storage
+    for template in storage:
+        (data_key,) = [
+            key
+            for logical_id, key in resources(template, "AWS::KMS::Key").items()
+            if logical_id.startswith("DataKey")
+        ]
+        (logs,) = [
+            statement
+            for statement in data_key["Properties"]["KeyPolicy"]["Statement"]
+            if "logs." in render(statement["Principal"].get("Service", ""))
+        ]
+        assert render(logs["Principal"]["Service"]) == "logs.<AWS::Region>.amazonaws.com"
+        assert "kms:*" not in logs["Action"]
+        context = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        assert render(context) == (
+            "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*"
+        )

@@ -52,6 +52,8 @@ def test_cli_strings_are_parsed():
         ("rollout_traffic_routing", "BLUE", "CANARY, LINEAR, ALL_AT_ONCE"),
         ("rollout_step_percentage", 60, "[10, 50]"),
         ("rollout_bake_minutes", 0, "[1, 60]"),
+        ("classify_reserved_concurrency", 0, "[1, 1000]"),
+        ("classify_reserved_concurrency", "many", "[1, 1000]"),
     ],
 )
 def test_bad_value_names_key_value_and_range(key, value, allowed):
@@ -88,3 +90,11 @@ def test_monitoring_defaults():
 def test_drift_window_must_cover_the_schedule():
     with pytest.raises(ConfigError, match="drift_window_minutes=30 is shorter than"):
         settings(drift_window_minutes=30, drift_monitor_rate_minutes=60)
+
+
+def test_classify_concurrency_follows_the_endpoint_capacity_unless_set():
+    # Saturation is twice the autoscaling target (1,500/min: 50/s), 0.1 s per call.
+    assert settings().classify_reserved_concurrency == 20
+    assert settings(autoscaling_max_capacity=1).classify_reserved_concurrency == 5
+    assert settings(autoscaling_invocations_per_instance=3000).classify_reserved_concurrency == 40
+    assert settings(classify_reserved_concurrency="7").classify_reserved_concurrency == 7

@@ -1,8 +1,9 @@
 import json
 
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from stacks.application import REPO_ROOT
+from stacks.config import classify_concurrency_for
 from stacks.constructs.classification_steps import FAILURE_KINDS
 from tests.stacks.support import only, resources, state_machine_definition
 
@@ -153,7 +154,50 @@ def test_rule_starts_the_workflow_for_incoming_objects(synthesized):
     assert "ClassifyWorkflow" in json.dumps(target["Arn"])
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 10
     assert "UndeliveredEvents" in json.dumps(target["DeadLetterConfig"])
-    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True})
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "KmsMasterKeyId": {
+                "Fn::GetAtt": [Match.string_like_regexp("^UndeliveredEventsKey"), "Arn"]
+            }
+        },
+    )
+
+
+def test_the_undelivered_events_key_admits_eventbridge_for_this_account_only(synthesized):
+    key = only(synthesized.template("SconesWorkflow"), "AWS::KMS::Key")["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (events,) = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert events["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source = json.dumps(events["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert '":events:"' in source and '":rule/*"' in source
+
+
+def test_classify_concurrency_is_reserved_to_what_the_endpoint_serves(synthesized):
+    found = functions(synthesized.template("SconesWorkflow"))
+    # cdk.json: autoscaling_max_capacity 4, 1,500 invocations per instance-minute.
+    assert found["ClassifyImageFunction"]["ReservedConcurrentExecutions"] == 20
+    assert classify_concurrency_for(4, 1500) == 20
+    for name in ("SerializeImageFunction", "FilterInferencesFunction"):
+        assert "ReservedConcurrentExecutions" not in found[name]
+
+
+def test_a_throttled_classify_waits_instead_of_failing_fast(synthesized):
+    states = state_machine_definition(synthesized.template("SconesWorkflow"))["States"]
+    # Step Functions takes the first matching retrier: the throttling one must come first.
+    first, generic = states["ClassifyImage"]["Retry"][:2]
+    assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException"]
+    assert "Lambda.TooManyRequestsException" in generic["ErrorEquals"]
+    waits = [
+        min(first["IntervalSeconds"] * first["BackoffRate"] ** n, first["MaxDelaySeconds"])
+        for n in range(first["MaxAttempts"])
+    ]
+    assert 60 <= sum(waits) <= 180
 
 
 def test_serialize_bundle_holds_arm64_pillow_and_the_handler(synthesized):

@@ -105,6 +105,16 @@ def test_bytes_that_are_not_an_image_get_400(inference, body):
     assert caught.value.message
 
 
+def test_an_undecodable_body_is_named_with_its_size_and_the_fix(inference):
+    with pytest.raises(Exception) as caught:
+        inference.input_fn(b"this is not an image", "image/png")
+    message = caught.value.message
+    assert message.startswith("request body is not a decodable PNG/JPEG image (20 bytes")
+    assert "Content-Type image/png or image/jpeg" in message
+    assert str(caught.value) == message  # not the (status, message, phrase) tuple
+    assert caught.value.__suppress_context__  # Pillow's text names a BytesIO object
+
+
 def test_unsupported_content_type_gets_415(inference):
     with pytest.raises(Exception) as caught:
         inference.input_fn(b"{}", "application/json")

@@ -22,17 +22,28 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 try:
-    from sagemaker_inference.errors import GenericInferenceToolkitError as RequestError
+    from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError
 except ImportError:  # outside the SageMaker container: same attributes, same signature
 
-    class RequestError(Exception):  # type: ignore[no-redef]
-        """A request the endpoint refuses, with the HTTP status to answer."""
+    class _ToolkitError(Exception):  # type: ignore[no-redef]
+        """The toolkit's ``GenericInferenceToolkitError``: status, message, phrase."""
 
         def __init__(self, status_code: int, message: str | None = None, phrase: str | None = None):
             self.status_code = status_code
             self.message = message or "Invalid Request"
             self.phrase = phrase or self.message
             super().__init__(status_code, self.message, self.phrase)
+
+
+class RequestError(_ToolkitError):
+    """A request the endpoint refuses, with the HTTP status to answer.
+
+    Its text is the message alone: the toolkit ends the error body with the traceback, whose
+    last line would otherwise be the tuple ``(status, message, phrase)``.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 MODEL_FILE = "model.pth"
@@ -107,9 +118,18 @@ def decode_image(body: bytes) -> Image.Image:
             raise RequestError(413, f"image of {width}x{height} pixels is too large")
         image.draft("RGB", (4 * INPUT_SIZE, 4 * INPUT_SIZE))
         image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
-        raise RequestError(400, f"body is not a readable image: {error}") from error
+    except UnidentifiedImageError:  # its text names the BytesIO object: say what was sent
+        raise RequestError(400, _not_an_image(body, "no image format recognized")) from None
+    except (Image.DecompressionBombError, OSError, SyntaxError) as error:
+        raise RequestError(400, _not_an_image(body, str(error))) from None
     return image
+
+
+def _not_an_image(body: bytes, reason: str) -> str:
+    return (
+        f"request body is not a decodable PNG/JPEG image ({len(body)} bytes: {reason}); "
+        "send the image file's bytes with Content-Type image/png or image/jpeg"
+    )
 
 
 def _media_type(header: str | None) -> str:
