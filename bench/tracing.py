@@ -3,12 +3,13 @@
 
     python bench/tracing.py [--rounds 40] [--cdk-out cdk.out]
 
-The handler is loaded by the local Lambda runtime (a fresh ``_X_AMZN_TRACE_ID`` per call,
-``LAMBDA_TASK_ROOT`` set, so Powertools' Tracer is on and botocore patched) and reads a
-generated 3 MB JPEG from moto S3. Each round times one call with tracing on (datagrams to a
-loopback daemon) and one with the SDK disabled (what ``POWERTOOLS_TRACE_DISABLED`` leaves),
-alternating, then one call with the old ``read_object`` that recorded its bytes. Prints p50
-of each, the on/off ratio (target <= 1.2) and the largest datagram.
+The handler is imported in this process as Lambda's init imports it (``LAMBDA_TASK_ROOT``
+set, so Powertools' Tracer is on and botocore patched), gets a fresh ``_X_AMZN_TRACE_ID`` per
+call and reads a generated 3 MB JPEG from moto S3. Each round times one call with tracing on
+(datagrams to a loopback daemon), one with the SDK disabled (what ``POWERTOOLS_TRACE_DISABLED``
+leaves) and one with the old ``read_object`` that recorded its bytes. Prints p50 of each, the
+on/off ratio (target <= 1.2), how many read_object subsegments arrived and the largest
+datagram.
 
 Then, in a fresh process with tracing on, one call on a generated 12 MP JPEG (S3 answered by
 a botocore Stubber, so no moto in the process): peak RSS (``VmHWM``) and the tracemalloc peak
