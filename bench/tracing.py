@@ -50,6 +50,7 @@ FAKE_ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": "SconesUnlimited",  # as the template sets them
 }
 CONTEXT = SimpleNamespace(
     function_name=SERVICE,
@@ -223,6 +224,7 @@ def peak_memory(photo: bytes) -> dict[str, int]:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
+            **FAKE_ENVIRONMENT,
         }
         script = _MEMORY_CHILD.format(code_dir=code_dir, photo=str(path))
         completed = subprocess.run(
