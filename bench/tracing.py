@@ -139,6 +139,7 @@ def load_handler() -> ModuleType:
     """serialize's handler.py imported as the Lambda runtime's init does (Tracer on)."""
     code_dir = str(REPO_ROOT / "lambda_src" / SERVICE)
     os.environ["LAMBDA_TASK_ROOT"] = code_dir
+    sys.path.insert(0, code_dir)  # the modules beside the handler, as in Lambda
     spec = importlib.util.spec_from_file_location("bench_serialize", Path(code_dir, "handler.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

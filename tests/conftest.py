@@ -1,8 +1,16 @@
 """Shared test set-up: no test may reach a real AWS account."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# Each function's folder is on the import path, as its asset root is in Lambda, so that a
+# handler imports the modules beside it by their own names.
+for _function_dir in sorted((Path(__file__).resolve().parents[1] / "lambda_src").iterdir()):
+    if (_function_dir / "handler.py").is_file() and str(_function_dir) not in sys.path:
+        sys.path.append(str(_function_dir))
 
 _FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import os
 from typing import Any, NamedTuple, TypedDict
 
@@ -59,15 +58,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from PIL import Image, ImageOps
+from image_decoding import ImageTooLarge, InvalidImage, SourceImage, normalize_image
 
 DEFAULT_MAX_OBJECT_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_OUTPUT_MAX_SIDE = 128
 LARGEST_OUTPUT_MAX_SIDE = 192
-ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes MPO
 OUTPUT_CONTENT_TYPE = "image/png"
-BACKGROUND_WHITE = (255, 255, 255)
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"})
 _ACCESS_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
@@ -112,14 +109,6 @@ class ObjectRef(NamedTuple):
         return f"{where} (version {self.version_id})" if self.version_id else where
 
 
-class SourceImage(TypedDict):
-    format: str
-    width: int
-    height: int
-    mode: str
-    bytes: int
-
-
 class SerializedImage(TypedDict):
     s3_bucket: str
     s3_key: str
@@ -134,14 +123,6 @@ class InvalidInput(Exception):
 
 class ImageNotFound(Exception):
     """The object (or its bucket) does not exist."""
-
-
-class InvalidImage(Exception):
-    """The object is empty, not an image, truncated or cannot be decoded."""
-
-
-class ImageTooLarge(Exception):
-    """The object has too many bytes or declares too many pixels."""
 
 
 class AccessDenied(Exception):
@@ -287,83 +268,15 @@ def read_object(ref: ObjectRef, settings: Settings) -> bytes:
     return data
 
 
-def _to_8bit_gray(image: Image.Image) -> Image.Image:
-    """Map 16/32-bit integer and float modes onto 0..255 (Pillow's convert would clip them)."""
-    image = image.convert("F")
-    low, high = image.getextrema()
-    if low >= 0 and high <= 255:
-        scaled = image
-    elif low >= 0 and high <= 65535:
-        scaled = image.point(lambda value: value * (255 / 65535))
-    else:
-        span = (high - low) or 1
-        scaled = image.point(lambda value: (value - low) * (255 / span))
-    return scaled.convert("L")
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any mode to RGB; transparent pixels become white."""
-    if image.mode == "RGB" and "transparency" not in image.info:
-        return image
-    if image.mode.startswith("I") or image.mode == "F":
-        return _to_8bit_gray(image).convert("RGB")
-    has_alpha = "A" in image.getbands() or image.mode in ("RGBa", "La")
-    if has_alpha or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*BACKGROUND_WHITE, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def normalize_image(data: bytes, label: str, settings: Settings) -> tuple[bytes, SourceImage]:
-    """Decode ``data`` fully and return a bounded RGB PNG plus a description of the source."""
-    max_side = settings["output_max_side"]
-    try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-    except Image.DecompressionBombError as error:
-        raise ImageTooLarge(
-            f"{label} declares more pixels than MAX_IMAGE_PIXELS={settings['max_image_pixels']}"
-            f": {error}"
-        ) from error
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise InvalidImage(f"{label} is not a readable image: {error}") from error
-    with image:
-        width, height = image.size
-        if width * height > settings["max_image_pixels"]:
-            raise ImageTooLarge(
-                f"{label} declares {width}x{height} = {width * height} pixels, more than "
-                f"MAX_IMAGE_PIXELS={settings['max_image_pixels']}"
-            )
-        source = SourceImage(
-            format=image.format or "unknown",
-            width=width,
-            height=height,
-            mode=image.mode,
-            bytes=len(data),
-        )
-        try:
-            if image.format in ("JPEG", "MPO"):
-                image.draft(None, (max_side, max_side))
-            image.load()
-            frame = ImageOps.exif_transpose(image)
-            rgb = to_rgb(frame)
-            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            png = io.BytesIO()
-            rgb.save(png, format="PNG")
-        except Image.DecompressionBombError as error:
-            raise ImageTooLarge(f"{label}: {error}") from error
-        except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as error:
-            raise InvalidImage(f"{label} cannot be decoded: {error}") from error
-    return png.getvalue(), source
-
-
 def serialize_object(event: Any, settings: Settings) -> SerializedImage:
     ref = parse_event(event)
     size = head_existing_object(ref)
     label = str(ref)
     _check_object_size(ref, size, settings)
     data = read_object(ref, settings)
-    png, source = normalize_image(data, label, settings)
+    png, source = normalize_image(
+        data, label, settings["output_max_side"], settings["max_image_pixels"]
+    )
     logger.info("Image serialized", extra={"object": label, "source": source, "png": len(png)})
     metrics.add_metric(name="ImagesSerialized", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SourceImageBytes", unit=MetricUnit.Bytes, value=len(data))

@@ -110,17 +110,18 @@ def test_filter_traces_only_its_handler(lambda_context, xray_daemon, monkeypatch
 
 
 def _patched_modules(function: str) -> list[str]:
-    """The modules the X-Ray SDK patched when a fresh Lambda process imported ``function``."""
+    """The modules the X-Ray SDK patched when a fresh Lambda process imported ``function``
+    (its folder first on the import path, as the asset root is in Lambda)."""
+    folder = LAMBDA_SRC / function
     script = (
-        "import importlib, json, sys; "
-        f"importlib.import_module('lambda_src.{function}.handler'); "
+        f"import json, sys; sys.path.insert(0, {str(folder)!r}); import handler; "
         "from aws_xray_sdk.core import patcher; "
         "print(json.dumps(sorted(patcher._PATCHED_MODULES)))"
     )
     completed = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=LAMBDA_SRC.parent,
-        env={"LAMBDA_TASK_ROOT": str(LAMBDA_SRC), "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        cwd=folder,
+        env={"LAMBDA_TASK_ROOT": str(folder), "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
         capture_output=True,
         text=True,
         check=True,
