@@ -1,6 +1,7 @@
 """S3 "Object Created" events to EventBridge rules, as AWS delivers them.
 
-``object_created_event`` builds the event S3 sends to EventBridge, with the fields of
+``object_created_event`` builds the event S3 sends to EventBridge (``S3EventSource`` numbers
+them per key as S3 does), with the fields of
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html (not moto's own variant:
 ``eTag``, reason ``ObjectCreated``, a fixed sequencer). The key is the object's key as stored:
 S3 URL-encodes keys in its SQS/SNS/Lambda notifications, not in the EventBridge event.
@@ -100,6 +101,24 @@ def object_created_event(
             "reason": reason,
         },
     }
+
+
+class S3EventSource:
+    """The events S3 sends to EventBridge for one account and region, in the order S3 would
+    sequence them: ``object_created`` takes what ``s3_object_created_hook`` reports."""
+
+    def __init__(self, region: str, account: str) -> None:
+        self.region = region
+        self.account = account
+        self._sequencer = Sequencer()
+
+    def object_created(
+        self, bucket: str, key: str, size: int, etag: str, version_id: str | None, reason: str
+    ) -> dict[str, Any]:
+        sequencer = self._sequencer.next(bucket, key)
+        return object_created_event(
+            bucket, key, size, etag, version_id, reason, self.region, self.account, sequencer
+        )
 
 
 def _event_pattern_class() -> type:

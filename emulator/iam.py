@@ -70,13 +70,7 @@ class RoleCredentials:
 
     def client_arguments(self) -> dict[str, str]:
         """Keyword arguments for ``boto3.client`` signing as this identity."""
-        arguments = {
-            "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self.secret_access_key,
-        }
-        if self.session_token:
-            arguments["aws_session_token"] = self.session_token
-        return arguments
+        return {name.lower(): value for name, value in self.as_environment().items()}
 
 
 def _role_logical_id(assembly: CloudAssembly, role_arn: str) -> tuple[str, str]:

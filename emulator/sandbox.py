@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import EmulatorError
+from stacks.constructs.bundle_install import pip_install_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = REPO_ROOT / "build" / "local-lambda"
@@ -110,20 +111,7 @@ def host_bundle(asset_dir: Path) -> Path:
 
 
 def _pip_install(pins: list[str], target: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--target",
-        str(target),
-        *pins,
-    ]
+    command = pip_install_command(target, *pins)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SandboxError(

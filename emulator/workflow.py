@@ -41,8 +41,7 @@ from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
 from emulator.events import (
     RulePattern,
-    Sequencer,
-    object_created_event,
+    S3EventSource,
     s3_object_created_hook,
 )
 from emulator.iam import LocalIdentities, authorize, authorize_lambda_calls, enforced_access
@@ -187,7 +186,7 @@ class LocalWorkflow:
         self.executions: dict[str, list[str]] = {}
         self.delivered: dict[str, dict[str, Any]] = {}
         self.rule_pattern = RulePattern(self.spec.event_pattern)
-        self._sequencer = Sequencer()
+        self._s3_events = S3EventSource(self.region, LOCAL_ACCOUNT)
         self._stack = ExitStack()
         self._sfn: Any = None
         self._s3: Any = None
@@ -332,12 +331,7 @@ class LocalWorkflow:
     def _on_object_created(
         self, bucket: str, key: str, size: int, etag: str, version_id: str | None, reason: str
     ) -> None:
-        sequencer = self._sequencer.next(bucket, key)
-        self.deliver(
-            object_created_event(
-                bucket, key, size, etag, version_id, reason, self.region, LOCAL_ACCOUNT, sequencer
-            )
-        )
+        self.deliver(self._s3_events.object_created(bucket, key, size, etag, version_id, reason))
 
     def deliver(self, event: Mapping[str, Any]) -> str | None:
         """Deliver ``event`` as EventBridge would (again, for a duplicate): start an execution

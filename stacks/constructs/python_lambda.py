@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from stacks.constructs.bundle_install import pip_install_command
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 # Lambda's Python 3.12 runtime runs on Amazon Linux 2023 (glibc 2.34): these wheels load there.
@@ -88,26 +89,16 @@ class PipLocalBundling:
         DEPENDENCY_CACHE.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=DEPENDENCY_CACHE))
         platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--no-deps",
-            "--only-binary=:all:",
+        command = pip_install_command(
+            staging,
             "--implementation",
             "cp",
             "--python-version",
             RUNTIME.name.removeprefix("python"),
             *platforms,
-            "--target",
-            str(staging),
             "--requirement",
             str(requirements),
-        ]
+        )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)

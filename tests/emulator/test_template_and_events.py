@@ -14,6 +14,7 @@ from emulator.cloud_assembly import CloudAssembly
 from emulator.errors import TemplateError
 from emulator.events import (
     RulePattern,
+    S3EventSource,
     Sequencer,
     check_moto_compatibility,
     object_created_event,
@@ -107,22 +108,7 @@ ACCOUNT = "123456789012"
 def captured(versioned: bool = True):
     """A moto bucket with EventBridge notifications on, and the events its creations send."""
     sent: list[dict] = []
-    sequencer = Sequencer()
-
-    def on_created(bucket, key, size, etag, version_id, reason) -> None:
-        sent.append(
-            object_created_event(
-                bucket,
-                key,
-                size,
-                etag,
-                version_id,
-                reason,
-                "us-east-1",
-                ACCOUNT,
-                sequencer.next(bucket, key),
-            )
-        )
+    source = S3EventSource("us-east-1", ACCOUNT)
 
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="scones")
@@ -131,7 +117,11 @@ def captured(versioned: bool = True):
     s3.put_bucket_notification_configuration(
         Bucket="scones", NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
-    return s3, sent, s3_object_created_hook(on_created)
+    return (
+        s3,
+        sent,
+        s3_object_created_hook(lambda *created: sent.append(source.object_created(*created))),
+    )
 
 
 def test_the_object_created_event_has_exactly_the_documented_fields():

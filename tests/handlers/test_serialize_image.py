@@ -270,30 +270,16 @@ def versioned(s3):
 
 def captured_events(s3):
     """The events list the local mode's S3 fills for creations in ``BUCKET``, and its hook."""
-    from emulator.events import Sequencer, object_created_event, s3_object_created_hook
+    from emulator.events import S3EventSource, s3_object_created_hook
 
     s3.put_bucket_notification_configuration(
         Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
     events: list[dict] = []
-    sequencer = Sequencer()
-
-    def on_created(bucket, key, size, etag, version_id, reason) -> None:
-        events.append(
-            object_created_event(
-                bucket,
-                key,
-                size,
-                etag,
-                version_id,
-                reason,
-                "us-east-1",
-                "123456789012",
-                sequencer.next(bucket, key),
-            )
-        )
-
-    return events, s3_object_created_hook(on_created)
+    source = S3EventSource("us-east-1", "123456789012")
+    return events, s3_object_created_hook(
+        lambda *created: events.append(source.object_created(*created))
+    )
 
 
 def test_event_of_an_overwritten_object_reads_the_version_it_names(
