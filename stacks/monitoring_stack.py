@@ -8,7 +8,6 @@ from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_scheduler as scheduler
@@ -21,6 +20,7 @@ from constructs import Construct
 from stacks.checkov import skip_checks
 from stacks.config import Settings
 from stacks.constructs.classifier_endpoint import endpoint_metric
+from stacks.constructs.project_key import project_key
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.drift_baseline import DRIFT_MONITOR_SOURCE, drift_baseline
 from stacks.endpoint_stack import EndpointStack
@@ -97,13 +97,8 @@ class MonitoringStack(Stack):
 
     # -- notifications and the drift monitor -------------------------------------------------
     def _alarm_topic(self, email: str | None) -> sns.Topic:
-        key = kms.Key(
-            self,
-            "AlarmTopicKey",
-            description="Encrypts the Scones Unlimited alarm notifications",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
-            pending_window=Duration.days(7),
+        key = project_key(
+            self, "AlarmTopicKey", description="Encrypts the Scones Unlimited alarm notifications"
         )
         # CloudWatch publishes alarm notifications to the encrypted topic with this key.
         key.grant(

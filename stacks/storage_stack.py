@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from aws_cdk.region_info import FactName
@@ -13,6 +12,7 @@ from constructs import Construct
 
 from stacks.checkov import skip_checks
 from stacks.config import Settings
+from stacks.constructs.project_key import project_key
 
 INCOMING_PREFIX = "incoming/"
 DATA_PREFIX = "data/"
@@ -36,13 +36,10 @@ class StorageStack(Stack):
         self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.encryption_key = kms.Key(
+        self.encryption_key = project_key(
             self,
             "DataKey",
             description="Encrypts the Scones Unlimited bucket and endpoint data capture",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
-            pending_window=Duration.days(7),
         )
         self._let_cloudwatch_logs_use_the_key()
         access_logs = s3.Bucket(

@@ -18,6 +18,7 @@ from constructs import Construct
 from stacks.checkov import skip_checks
 from stacks.config import Settings
 from stacks.constructs.classification_steps import FAILURES_BY_STEP, classification_chain
+from stacks.constructs.project_key import project_key
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import INCOMING_PREFIX, StorageStack
@@ -154,13 +155,10 @@ class WorkflowStack(Stack):
     def _undelivered_events_key(self) -> kms.Key:
         """The queue's own key, which EventBridge may use for the rules of this account (the
         queue policy admits only this stack's rule; naming the rule here would be a cycle)."""
-        key = kms.Key(
+        key = project_key(
             self,
             "UndeliveredEventsKey",
             description="Encrypts the Scones Unlimited undelivered upload events",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
-            pending_window=Duration.days(7),
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(
