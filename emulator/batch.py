@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,10 @@ class BatchRun:
             else:
                 outcome.error, outcome.cause = record.get("Error"), record.get("Cause")
             outcome.execution_arn = record["ExecutionArn"]
+            outcome.duration_ms = (
+                datetime.fromisoformat(record["StopDate"])
+                - datetime.fromisoformat(record["StartDate"])
+            ).total_seconds() * 1000
             if key in by_key:
                 raise WorkflowError(f"the batch's results name {key} twice")
             by_key[key] = outcome
