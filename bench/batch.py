@@ -117,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         if kind(batched) != kind(alone)
     ]
     print(f"images: {args.count} per path ({len(files)} distinct), concurrency {concurrency}")
-    print(f"batch:     {run.seconds:8.1f} s {batch_rate:8.2f} items/s  {run.summary()['outcomes']}")
-    print(
-        f"one by one:{single_seconds:8.1f} s {single_rate:8.2f} items/s  "
-        f"{dict(sorted(Counter(kind(o) for o in single).items()))}"
-    )
+    for path, seconds, rate, outcomes in (
+        ("batch", run.seconds, batch_rate, batch_outcomes),
+        ("one by one", single_seconds, single_rate, single),
+    ):
+        counts = dict(sorted(Counter(kind(o) for o in outcomes).items()))
+        print(f"{path:11}{seconds:8.1f} s {rate:8.2f} items/s  {counts}")
     print(f"ratio batch/one-by-one items/s: {batch_rate / single_rate:.2f}")
     print(
         f"reconciled: batch {run.status} (map run {run.map_run_status}), lost {len(lost)}, "

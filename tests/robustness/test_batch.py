@@ -7,15 +7,18 @@ The model is untrained (seeded): a solid red image scores about 0.606 and seeded
 
 import io
 import json
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
-from emulator.batch import NOT_RUN, run_batch, upload_batch
+from emulator.batch import NOT_RUN, run_batch, start_batch, upload_batch
 from emulator.distributed_map import EXCEEDED_ERROR
 from emulator.endpoint import Fault
+from emulator.errors import WorkflowError
+from emulator.template import load_workflow
 from tests.robustness import inputs
-from tests.robustness.support import running_workflow
+from tests.robustness.support import assembly_copy, running_workflow
 
 pytestmark = pytest.mark.e2e
 
@@ -115,3 +118,20 @@ def test_a_prefix_with_no_objects_ends_cleanly_as_a_batch_of_nothing(workflow, e
 def test_a_prefix_outside_batch_is_refused_before_any_item(workflow):
     run = run_batch(workflow, "incoming/")
     assert (run.status, run.error, run.map_run_arn) == ("FAILED", "InvalidInput", None)
+
+
+def test_the_spec_has_the_batch_machine_only_when_the_app_has_it(local_app, tmp_path):
+    spec = load_workflow(local_app.outdir)
+    assert spec.batch is not None and spec.batch.state_machine_arn != spec.state_machine_arn
+    assert spec.batch.role_arn != spec.state_machine_role_arn
+    assert "BatchClassifyRole" in spec.batch.role_arn
+    assert len(spec.functions) == 3  # the batch's children invoke the workflow's functions
+
+    outdir = assembly_copy(local_app.outdir, tmp_path / "cdk.out")
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    del manifest["artifacts"]["SconesBatch"]
+    (outdir / "manifest.json").write_text(json.dumps(manifest))
+    without = load_workflow(outdir)
+    assert without.batch is None
+    with pytest.raises(WorkflowError, match="batch_mode=true"):
+        start_batch(SimpleNamespace(spec=without), "batch/x/")
