@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
         try:
             with LocalWorkflow(assembly, record, environment=environment) as workflow:
-                concurrency = workflow.batch_definition["States"]["ClassifyEachObject"][
-                    "MaxConcurrency"
+                (concurrency,) = [
+                    state["MaxConcurrency"]
+                    for state in workflow.batch_definition["States"].values()
+                    if "ItemProcessor" in state
                 ]
                 warm_prefix, _ = upload_batch(
                     workflow, zip(names[:concurrency], bodies[:concurrency], strict=True)

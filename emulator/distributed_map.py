@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import json
 import threading
 import uuid
@@ -103,7 +104,6 @@ class MapRunResults:
         self.items: list[ItemResult] = []
         self.running = 0
         self.exceeded = False
-        self.written = False
         self.condition = threading.Condition()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -216,7 +216,10 @@ def aws_distributed_map() -> Iterator[None]:
         (worker, "_eval_job"),
         (state_map, "_eval_execution"),
     ]
-    if any(getattr(owner, name, None) is None for owner, name in names):
+    sources = "".join(inspect.getsource(cls) for cls in worker.__mro__[:3])  # with its bases
+    if any(getattr(owner, name, None) is None for owner, name in names) or not all(
+        f"self.{field}" in sources for field in ("_map_run_record", "_job_pool", "_env")
+    ):
         raise MotoPatchError(f"moto's Distributed Map changed shape: port {__name__}")
     # What each class defines itself (None: inherited), to put back exactly on exit.
     own = {(owner, name): owner.__dict__.get(name) for owner, name in names}
@@ -243,7 +246,6 @@ def aws_distributed_map() -> Iterator[None]:
         map_run_arn = env.map_run_record_pool_manager.get_all()[-1].map_run_arn
         run = map_run_results(map_run_arn)
         key = write_results(s3, parameters["Bucket"], parameters["Prefix"], map_run_arn, run.items)
-        run.written = True
         env.stack.append(
             {
                 "MapRunArn": map_run_arn,
@@ -280,7 +282,9 @@ def aws_distributed_map() -> Iterator[None]:
             with run.condition:
                 run.items.append(result)
                 run.running -= 1
-                total = self._job_pool._jobs_number
+                total = getattr(self._job_pool, "_jobs_number", None)
+                if total is None:
+                    raise MotoPatchError(f"moto's JobPool has no _jobs_number: port {__name__}")
                 failed = sum(item.status != "SUCCEEDED" for item in run.items)
                 percentage = float(record.tolerated_failure_percentage)
                 if not run.exceeded and failed * 100 > percentage * total:
