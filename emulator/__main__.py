@@ -1,5 +1,5 @@
-"""``python -m emulator``: the local mode's commands (serve, classify, demo, drift,
-shifted-batch)."""
+"""``python -m emulator``: the local mode's commands (serve, classify, batch, demo, drift,
+shifted-batch; batch lives in ``emulator.batch_command``)."""
 
 # ruff: noqa: E402  (the environment is set before the imports it affects)
 
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from emulator.batch_command import add_batch_parser
 from emulator.errors import EmulatorError
 
 DEFAULT_DRIFT_REPORT_ROOT = Path("build/local-mode/drift")
@@ -35,6 +36,7 @@ commands:
   serve     serve a model over the SageMaker runtime protocol
             (POST /endpoints/<name>/invocations, GET /ping) on 127.0.0.1
   classify  upload files under incoming/ and print one JSON line per file
+  batch     upload files under batch/<run>/, run the batch state machine, one line per file
   demo      stage the data, train once, classify a test sample, write a report
   drift     run the drift monitor over a capture folder against the model's baseline
   shifted-batch
@@ -223,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="model.tar.gz, or the model record JSON that training writes",
     )
+    assembly_options = argparse.ArgumentParser(add_help=False)
+    assembly_options.add_argument(
+        "--cdk-out",
+        type=Path,
+        metavar="DIR",
+        help="use this synthesized assembly (default: synthesize, cached)",
+    )
+    assembly_options.add_argument(
+        "--log", type=Path, metavar="FILE", help="append the handlers' logs here (default: temp)"
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -249,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = commands.add_parser(
         "classify",
-        parents=[model_option],
+        parents=[model_option, assembly_options],
         help="run files through the local workflow, one JSON line each",
         description="Upload each FILE under the bucket's incoming/ prefix, let the workflow "
         "the app synthesizes run, print {file, s3_key, status, label, confidence, "
@@ -262,20 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also keep the endpoint's data capture under DIR",
     )
-    classify.add_argument(
-        "--cdk-out",
-        type=Path,
-        metavar="DIR",
-        help="use this synthesized assembly (default: synthesize, cached)",
-    )
-    classify.add_argument(
-        "--log",
-        type=Path,
-        metavar="FILE",
-        help="append the handlers' logs here (default: a temp file)",
-    )
     classify.add_argument("files", type=Path, nargs="+", metavar="FILE")
     classify.set_defaults(handler=cmd_classify)
+    add_batch_parser(commands, [model_option, assembly_options], _results_stdout)
 
     demo = commands.add_parser(
         "demo",
@@ -351,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     shifted = commands.add_parser(
         "shifted-batch",
-        parents=[model_option],
+        parents=[model_option, assembly_options],
         help="send clean or shifted test images through the local workflow, with capture",
         description="Draw --count images from the staged test split (with replacement, "
         "seeded), shift them (dark: 40%% brightness, blur: Gaussian 1.5 px, rotate: 90 "
@@ -376,18 +377,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("build/data"),
         metavar="DIR",
         help="staged images, DIR/test/{bicycle,motorcycle}/*.png (default: build/data)",
-    )
-    shifted.add_argument(
-        "--cdk-out",
-        type=Path,
-        metavar="DIR",
-        help="use this synthesized assembly (default: synthesize, cached)",
-    )
-    shifted.add_argument(
-        "--log",
-        type=Path,
-        metavar="FILE",
-        help="append the handlers' logs here (default: a temp file)",
     )
     shifted.set_defaults(handler=cmd_shifted_batch)
     return parser

@@ -4,7 +4,8 @@ Everything comes from the templates: the Lambda functions (asset folder, ``Handl
 ``Environment``), the state machine definition (its ``DefinitionString`` with the function
 ARNs resolved), the EventBridge rule's pattern, the endpoint name, variant and data capture
 settings, and the roles the functions and the state machine run as; intrinsics resolved by
-``emulator.cloud_assembly``.
+``emulator.cloud_assembly``. When the app has batch mode, the state machine with a Distributed
+Map (``SconesBatch``, started by hand) comes too, with its role.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ class CaptureSpec:
 
 
 @dataclass(frozen=True)
+class BatchSpec:
+    """The batch mode's state machine: a Distributed Map, started with a prefix."""
+
+    state_machine_name: str
+    state_machine_arn: str
+    definition: dict[str, Any]
+    role_arn: str
+
+
+@dataclass(frozen=True)
 class WorkflowSpec:
     """What the local mode needs from the assembly, all intrinsics resolved."""
 
@@ -60,6 +71,7 @@ class WorkflowSpec:
     assembly: CloudAssembly
     state_machine_role_arn: str
     endpoint_role_arn: str
+    batch: BatchSpec | None = None
 
 
 def _lambda_spec(assembly: CloudAssembly, stack: str, logical_id: str) -> LambdaFunctionSpec:
@@ -100,10 +112,48 @@ def _capture_spec(assembly: CloudAssembly, stack: str, config: dict[str, Any]) -
     )
 
 
+def _definition(assembly: CloudAssembly, stack: str, logical_id: str) -> dict[str, Any]:
+    properties = assembly.resource(stack, logical_id)["Properties"]
+    if "DefinitionString" in properties:
+        return json.loads(assembly.resolve(stack, properties["DefinitionString"]))
+    if "Definition" in properties:
+        return assembly.resolve(stack, properties["Definition"])
+    raise TemplateError(f"{stack}/{logical_id} has no definition")
+
+
+def _is_distributed_map(definition: dict[str, Any]) -> bool:
+    return any(
+        state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
+        for state in definition.get("States", {}).values()
+    )
+
+
+def _batch_spec(assembly: CloudAssembly, workflow_arn: str) -> BatchSpec | None:
+    """The one other state machine with a Distributed Map, if the app has one."""
+    found = [
+        (stack, logical_id, resource, _definition(assembly, stack, logical_id))
+        for stack, logical_id, resource in assembly.resources("AWS::StepFunctions::StateMachine")
+        if assembly.arn(stack, logical_id) != workflow_arn
+    ]
+    found = [entry for entry in found if _is_distributed_map(entry[3])]
+    if len(found) > 1:
+        raise TemplateError(f"expected at most one batch state machine, found {len(found)}")
+    if not found:
+        return None
+    stack, logical_id, resource, definition = found[0]
+    return BatchSpec(
+        state_machine_name=assembly.physical_name(stack, logical_id),
+        state_machine_arn=assembly.arn(stack, logical_id),
+        definition=definition,
+        role_arn=str(assembly.resolve(stack, resource["Properties"]["RoleArn"])),
+    )
+
+
 def load_workflow(
     outdir: Path, region: str = "us-east-1", account: str = LOCAL_ACCOUNT
 ) -> WorkflowSpec:
-    """The workflow of the assembly in ``outdir``: one state machine, its rule, its endpoint."""
+    """The workflow of the assembly in ``outdir``: one state machine, its rule, its endpoint
+    (and the batch state machine, when there is one)."""
     assembly = CloudAssembly(outdir, region, account)
     rules = [
         assembly.resolve(stack, rule["Properties"])
@@ -127,14 +177,10 @@ def load_workflow(
         )
     sm_stack, sm_id, state_machine, event_pattern = started_by_rules[0]
     properties = state_machine["Properties"]
-    if "DefinitionString" in properties:
-        definition = json.loads(assembly.resolve(sm_stack, properties["DefinitionString"]))
-    elif "Definition" in properties:
-        definition = assembly.resolve(sm_stack, properties["Definition"])
-    else:
-        raise TemplateError(f"{sm_stack}/{sm_id} has no definition")
-
+    definition = _definition(assembly, sm_stack, sm_id)
     machine_arn = assembly.arn(sm_stack, sm_id)
+    batch = _batch_spec(assembly, machine_arn)
+    definitions = json.dumps(definition) + (json.dumps(batch.definition) if batch else "")
     buckets = event_pattern.get("detail", {}).get("bucket", {}).get("name", [])
     if len(buckets) != 1 or not isinstance(buckets[0], str):
         raise TemplateError(f"the rule's pattern names no single bucket: {event_pattern}")
@@ -142,7 +188,7 @@ def load_workflow(
     functions = tuple(
         _lambda_spec(assembly, stack, logical_id)
         for stack, logical_id, _ in assembly.resources("AWS::Lambda::Function")
-        if assembly.arn(stack, logical_id) in json.dumps(definition)
+        if assembly.arn(stack, logical_id) in definitions
     )
 
     ep_stack, ep_id, endpoint = assembly.single("AWS::SageMaker::Endpoint")
@@ -194,4 +240,5 @@ def load_workflow(
         assembly=assembly,
         state_machine_role_arn=str(assembly.resolve(sm_stack, properties["RoleArn"])),
         endpoint_role_arn=str(assembly.resolve(ep_stack, model["ExecutionRoleArn"])),
+        batch=batch,
     )

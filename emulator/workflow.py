@@ -33,10 +33,12 @@ from typing import Any
 from emulator.asl import (
     cached_interpreter_clients,
     cached_program_parsing,
+    distributed_map_as_moto_parses,
     is_cacheable,
     shorten_retry_waits,
 )
 from emulator.capture import CaptureConfig
+from emulator.distributed_map import aws_distributed_map
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
 from emulator.events import (
@@ -157,6 +159,7 @@ class LocalWorkflow:
     ``capture_dir``: also keep the data capture on disk (it always goes to the moto bucket).
     ``environment``: variables set for every function on top of its own (``THRESHOLD``...).
     ``retry_wait_seconds``: the longest wait of any Retrier locally (the template is untouched).
+    The batch state machine, when the app has one, is created too (``emulator.batch`` runs it).
     """
 
     def __init__(
@@ -179,6 +182,13 @@ class LocalWorkflow:
         self.capture_dir = capture_dir
         self.environment = dict(environment or {})
         self.definition = shorten_retry_waits(self.spec.definition, retry_wait_seconds)
+        self.batch_definition = (
+            distributed_map_as_moto_parses(
+                shorten_retry_waits(self.spec.batch.definition, retry_wait_seconds)
+            )
+            if self.spec.batch is not None
+            else None
+        )
         self.execution_timeout = execution_timeout
         self.endpoint: LocalEndpoint | None = None
         self.runtime: LambdaRuntime | None = None
@@ -310,19 +320,34 @@ class LocalWorkflow:
                 identities.role(function.role_arn).as_environment(),
             )
 
-        text = json.dumps(self.definition)
-        machine_role = identities.role(self.spec.state_machine_role_arn)
-        created = self._sfn.create_state_machine(
-            name=self.spec.state_machine_name, definition=text, roleArn=machine_role.role_arn
-        )
-        if created["stateMachineArn"] != self.spec.state_machine_arn:
-            raise TemplateError(
-                f"moto's state machine ARN {created['stateMachineArn']} is not "
-                f"{self.spec.state_machine_arn}"
+        machines = [(self.spec.state_machine_name, self.spec.state_machine_arn, self.definition)]
+        roles = [identities.role(self.spec.state_machine_role_arn)]
+        if self.spec.batch is not None:
+            machines.append(
+                (
+                    self.spec.batch.state_machine_name,
+                    self.spec.batch.state_machine_arn,
+                    self.batch_definition,
+                )
             )
+            roles.append(identities.role(self.spec.batch.role_arn))
+            stack.enter_context(aws_distributed_map())
+        for (name, arn, definition), role in zip(machines, roles, strict=True):
+            created = self._sfn.create_state_machine(
+                name=name, definition=json.dumps(definition), roleArn=role.role_arn
+            )
+            if created["stateMachineArn"] != arn:
+                raise TemplateError(
+                    f"moto's state machine ARN {created['stateMachineArn']} is not {arn}"
+                )
         if is_cacheable(self.definition):
-            stack.enter_context(cached_program_parsing({text}))
-        stack.enter_context(cached_interpreter_clients(machine_role.client_arguments()))
+            stack.enter_context(cached_program_parsing({json.dumps(self.definition)}))
+        stack.enter_context(
+            cached_interpreter_clients(
+                roles[0].client_arguments(),
+                {role.role_arn: role.client_arguments() for role in roles},
+            )
+        )
         stack.enter_context(s3_object_created_hook(self._on_object_created))
         stack.enter_context(authorize_lambda_calls(LOCAL_ACCOUNT, self.region))
         stack.enter_context(enforced_access())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +77,26 @@ def stack_templates(outdir: Path) -> dict[str, dict[str, Any]]:
         for name, artifact in manifest["artifacts"].items()
         if artifact["type"] == "aws:cloudformation:stack"
     }
+
+
+def assembly_copy(outdir: Path, destination: Path) -> Path:
+    """The assembly's templates and manifests copied, its assets linked (cheap to edit)."""
+    destination.mkdir(parents=True)
+    for entry in outdir.iterdir():
+        if entry.name.startswith("asset."):
+            (destination / entry.name).symlink_to(entry)
+        elif entry.is_file():
+            shutil.copy2(entry, destination / entry.name)
+    return destination
+
+
+def resource_of_type(template, resource_type, name_part):
+    (found,) = [
+        (logical_id, resource)
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type and name_part in logical_id
+    ]
+    return found
 
 
 # -- running the local workflow -------------------------------------------------------------

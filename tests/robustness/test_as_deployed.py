@@ -8,36 +8,15 @@ that says what is wrong, not a hang or a crash.
 import json
 import os
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tests.robustness import inputs
-from tests.robustness.support import put, running_workflow
+from tests.robustness.support import assembly_copy, put, resource_of_type, running_workflow
 
 pytestmark = pytest.mark.e2e
 WORKFLOW_TEMPLATE = "SconesWorkflow.template.json"
-
-
-def assembly_copy(outdir: Path, destination: Path) -> Path:
-    """The assembly's templates and manifests copied, its assets linked (cheap to edit)."""
-    destination.mkdir(parents=True)
-    for entry in outdir.iterdir():
-        if entry.name.startswith("asset."):
-            (destination / entry.name).symlink_to(entry)
-        elif entry.is_file():
-            shutil.copy2(entry, destination / entry.name)
-    return destination
-
-
-def resource_of_type(template, resource_type, name_part):
-    (found,) = [
-        (logical_id, resource)
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == resource_type and name_part in logical_id
-    ]
-    return found
 
 
 def test_every_function_runs_as_its_own_role_and_access_control_is_on(local_app):
@@ -121,3 +100,65 @@ def test_a_package_missing_from_a_bundle_fails_the_import_as_in_lambda(local_app
     assert json.loads(outcome.cause)["errorMessage"] == (
         "Unable to import module 'handler': No module named 'PIL'"
     )
+
+
+BATCH_TEMPLATE = "SconesBatch.template.json"
+
+
+def without_batch_grant(local_app, tmp_path, keep):
+    """A copy of the assembly whose batch role keeps only the statements ``keep`` accepts."""
+    outdir = assembly_copy(local_app.outdir, tmp_path / "cdk.out")
+    template = json.loads((outdir / BATCH_TEMPLATE).read_text())
+    _, policy = resource_of_type(template, "AWS::IAM::Policy", "BatchClassifyRoleDefaultPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    kept = [s for s in statements if keep(s)]
+    assert len(kept) == len(statements) - 1
+    statements[:] = kept
+    (outdir / BATCH_TEMPLATE).write_text(json.dumps(template))
+    return SimpleNamespace(outdir=outdir)
+
+
+def run_a_batch(app, names):
+    from emulator.batch import run_batch, upload_batch
+
+    with running_workflow(app, THRESHOLD="0.5") as workflow:
+        items = [(name, inputs.small_png(seed=n)) for n, name in enumerate(names)]
+        prefix, keys = upload_batch(workflow, items, prefix="batch/as-deployed/")
+        run = run_batch(workflow, prefix)
+        return run, run.outcomes(keys)
+
+
+def test_the_batch_item_reader_lists_the_prefix_as_the_batch_role(local_app, tmp_path):
+    app = without_batch_grant(local_app, tmp_path, lambda s: s["Action"] != "s3:ListBucket")
+    run, outcomes = run_a_batch(app, ["listed.png"])
+    assert (run.status, run.error) == ("FAILED", "States.Runtime")
+    assert "AccessDenied" in run.cause and "ListObjectsV2" in run.cause
+    assert [o.status for o in outcomes] == ["NOT_RUN"]
+
+
+def test_the_batch_result_writer_puts_the_results_as_the_batch_role(local_app, tmp_path):
+    app = without_batch_grant(local_app, tmp_path, lambda s: "s3:PutObject" not in s["Action"])
+    run, _ = run_a_batch(app, [])  # no item: the manifest alone needs s3:PutObject
+    assert (run.status, run.error) == ("FAILED", "States.Runtime")
+    assert "AccessDenied" in run.cause and "PutObject" in run.cause
+    assert run.manifest is None
+
+
+def test_batch_children_invoke_the_functions_that_run_as_their_own_roles(local_app, tmp_path):
+    """serialize reads batch/* only by the grant the batch stack adds to its role."""
+    outdir = assembly_copy(local_app.outdir, tmp_path / "cdk.out")
+    template = json.loads((outdir / WORKFLOW_TEMPLATE).read_text())
+    _, policy = resource_of_type(template, "AWS::IAM::Policy", "SerializeImageFunctionRole")
+    (read,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "s3:GetObject*" in s["Action"]
+    ]
+    kept = [r for r in read["Resource"] if "/batch/*" not in json.dumps(r)]
+    assert len(kept) == len(read["Resource"]) - 1
+    read["Resource"] = kept
+    (outdir / WORKFLOW_TEMPLATE).write_text(json.dumps(template))
+    run, [outcome] = run_a_batch(SimpleNamespace(outdir=outdir), ["unreadable.png"])
+    assert (run.status, run.map_run_status) == ("FAILED", "FAILED")  # 1 of 1 failed > 50 %
+    assert (outcome.status, outcome.error) == ("FAILED", "AccessDenied")
+    assert "HeadObject" in json.loads(outcome.cause)["errorMessage"]

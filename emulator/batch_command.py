@@ -1,0 +1,80 @@
+"""``python -m emulator batch``: files through the synthesized batch state machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from emulator.errors import EmulatorError
+
+DESCRIPTION = (
+    "Upload each FILE under a fresh batch/<run>/ prefix of the local bucket, start the "
+    'synthesized SconesBatch state machine with {"prefix": "batch/<run>/"} (a Distributed '
+    "Map running the workflow's three steps on every object), wait for it, and print one "
+    "JSON line per file {file, s3_key, status, label, confidence, inferences, error, cause, "
+    "duration_ms (the child's own, from its StartDate and StopDate)}, "
+    "read from the results the batch wrote (batch-results/<map run>/manifest.json and its "
+    "result files). A summary goes to stderr. Exit 0 when the batch ran to an end, whatever "
+    "its items' outcomes; a file the batch never reached (it failed first) is NOT_RUN."
+)
+
+
+def cmd_batch(args: argparse.Namespace, results_stdout) -> int:
+    from emulator.assembly import cached_assembly, model_record_for
+    from emulator.batch import run_batch, upload_batch
+    from emulator.workflow import LocalWorkflow
+
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        raise EmulatorError(f"no such file: {', '.join(missing)}")
+    with tempfile.TemporaryDirectory(prefix="emulator-batch-") as workdir:
+        record = model_record_for(args.model, Path(workdir))
+        assembly = args.cdk_out or cached_assembly(record)
+        log_path = args.log or Path(workdir) / "lambda.log"
+        with (
+            results_stdout(log_path if not args.verbose else None) as out,
+            LocalWorkflow(assembly, record, capture_dir=args.capture_dir) as workflow,
+        ):
+            if workflow.spec.batch is None:
+                raise EmulatorError(
+                    f"{assembly} has no batch state machine: synthesize with -c batch_mode=true"
+                )
+            prefix, keys = upload_batch(
+                workflow, ((str(path), path.read_bytes()) for path in args.files)
+            )
+            run = run_batch(workflow, prefix, timeout=args.timeout)
+            for outcome in run.outcomes(keys):
+                out.write(json.dumps(outcome.as_json()) + "\n")
+            out.flush()
+            print(json.dumps(run.summary()), file=sys.stderr)
+    return 0
+
+
+def add_batch_parser(
+    commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser], results_stdout
+) -> None:
+    """The ``batch`` subcommand; ``parents`` give --model, --cdk-out and --log."""
+    batch = commands.add_parser(
+        "batch",
+        parents=parents,
+        help="run files through the batch state machine (Distributed Map), one JSON line each",
+        description=DESCRIPTION,
+    )
+    batch.add_argument(
+        "--capture-dir",
+        type=Path,
+        metavar="DIR",
+        help="also keep the endpoint's data capture under DIR",
+    )
+    batch.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="give up waiting for the batch after this long (default: 3600)",
+    )
+    batch.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    batch.set_defaults(handler=lambda args: cmd_batch(args, results_stdout))
