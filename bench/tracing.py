@@ -115,7 +115,7 @@ def photo_jpeg(width: int, height: int, seed: int = 0) -> bytes:
 
 def function_memory_mb(cdk_out: Path | None) -> int:
     """``MemorySize`` of the serialize function in the synthesized workflow template."""
-    from emulator.workflow import synthesize
+    from emulator.assembly import synthesize
 
     with tempfile.TemporaryDirectory() as workdir:
         if cdk_out is None:

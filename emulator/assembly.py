@@ -2,27 +2,53 @@
 
 Synthesis bundles the Lambda assets (tens of seconds); the assembly only changes when the app,
 the stacks, the handlers, the context or the model record change, so it is cached under a key
-hashed from all of those.
+hashed from all of those. ``synthesize`` runs ``app.py`` as the CDK CLI would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import ModelLoadError
+from emulator.errors import ModelLoadError, TemplateError
 from emulator.inference_model import resolve_model_archive
-from emulator.workflow import synthesize
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = REPO_ROOT / "build" / "local-mode"
 _APP_INPUTS = ("app.py", "cdk.json", "stacks", "lambda_src")
+
+
+def synthesize(
+    repo: Path, outdir: Path, context: Mapping[str, Any] | None = None, quiet: bool = True
+) -> Path:
+    """Run ``app.py`` as the CDK CLI would (``CDK_OUTDIR``, ``CDK_CONTEXT_JSON``)."""
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps(dict(context or {})),
+    }
+    completed = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=repo,
+        env=env,
+        capture_output=quiet,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise TemplateError(
+            f"synthesis failed (exit {completed.returncode}): {completed.stderr or ''}".strip()
+        )
+    return outdir
 
 
 def model_record_for(model: Path, workdir: Path) -> Path:

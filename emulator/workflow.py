@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,36 +46,13 @@ from emulator.events import (
 )
 from emulator.iam import LocalIdentities, authorize, authorize_lambda_calls, enforced_access
 from emulator.lambda_runtime import LambdaRuntime
+from emulator.local_aws import default_session, moto_server, placeholder_zip, process_environment
 from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
 from emulator.xray import XRayListener
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
 INCOMING_PREFIX = "incoming/"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-
-
-def synthesize(
-    repo: Path, outdir: Path, context: Mapping[str, Any] | None = None, quiet: bool = True
-) -> Path:
-    """Run ``app.py`` as the CDK CLI would (``CDK_OUTDIR``, ``CDK_CONTEXT_JSON``)."""
-    env = {
-        **os.environ,
-        "CDK_OUTDIR": str(outdir),
-        "CDK_CONTEXT_JSON": json.dumps(dict(context or {})),
-    }
-    completed = subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=repo,
-        env=env,
-        capture_output=quiet,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise TemplateError(
-            f"synthesis failed (exit {completed.returncode}): {completed.stderr or ''}".strip()
-        )
-    return outdir
 
 
 @dataclass
@@ -100,56 +75,6 @@ class Outcome:
         record.pop("execution_arn")
         record["duration_ms"] = round(self.duration_ms, 1)
         return record
-
-
-@contextmanager
-def _process_environment(variables: Mapping[str, str | None]):
-    """Set (or, for ``None``, remove) variables of this process for the block's time."""
-    saved = {name: os.environ.get(name) for name in variables}
-    for name, value in variables.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
-def _default_session(credentials: Mapping[str, str]) -> Iterator[None]:
-    """boto3's default session signs with ``credentials`` for the block's time (it caches the
-    keys it first resolved, so the environment alone would not do)."""
-    import boto3
-
-    with _process_environment(credentials):
-        boto3.DEFAULT_SESSION = None
-        try:
-            yield
-        finally:
-            boto3.DEFAULT_SESSION = None
-
-
-@contextmanager
-def _moto_server() -> Iterator[str]:
-    """moto's HTTP server on loopback, serving this process's moto state; yields its URL."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 class LocalWorkflow:
@@ -225,7 +150,7 @@ class LocalWorkflow:
 
         stack = self._stack
         stack.enter_context(
-            _process_environment(
+            process_environment(
                 {
                     "AWS_ACCESS_KEY_ID": "local",
                     "AWS_SECRET_ACCESS_KEY": "local",
@@ -235,10 +160,10 @@ class LocalWorkflow:
             )
         )
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
-        moto_url = stack.enter_context(_moto_server())
+        moto_url = stack.enter_context(moto_server())
         identities = LocalIdentities(self.spec.assembly, self.region)
         # This process acts as the operator: an IAM user allowed everything.
-        stack.enter_context(_default_session(identities.operator.as_environment()))
+        stack.enter_context(default_session(identities.operator.as_environment()))
         self._s3 = boto3.client("s3", region_name=self.region)
         self._sfn = boto3.client("stepfunctions", region_name=self.region)
         buckets = {self.spec.bucket} | ({self.spec.capture.bucket} if self.spec.capture else set())
@@ -304,7 +229,7 @@ class LocalWorkflow:
                 Runtime="python3.12",
                 Role=identities.role(function.role_arn).role_arn,
                 Handler=function.code.handler,
-                Code={"ZipFile": _placeholder_zip()},
+                Code={"ZipFile": placeholder_zip()},
                 Timeout=function.code.timeout_seconds,
                 MemorySize=function.code.memory_mb,
                 Environment={"Variables": function.environment},
@@ -463,13 +388,3 @@ class LocalWorkflow:
 
     def read_object(self, bucket: str, key: str) -> bytes:
         return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def _placeholder_zip() -> bytes:
-    import io
-    import zipfile
-
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("README", "the local mode runs the asset folder from cdk.out")
-    return archive.getvalue()

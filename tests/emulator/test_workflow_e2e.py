@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.assembly import synthesize
 from emulator.capture import read_capture_file
 from emulator.endpoint import Fault
-from emulator.workflow import LocalWorkflow, synthesize
+from emulator.workflow import LocalWorkflow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
