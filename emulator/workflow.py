@@ -36,6 +36,7 @@ from emulator.asl import (
     is_cacheable,
     shorten_retry_waits,
 )
+from emulator.capacity import reserved_concurrency
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
@@ -158,6 +159,7 @@ class LocalWorkflow:
     ``capture_dir``: also keep the data capture on disk (it always goes to the moto bucket).
     ``environment``: variables set for every function on top of its own (``THRESHOLD``...).
     ``retry_wait_seconds``: the longest wait of any Retrier locally (the template is untouched).
+    ``max_sandboxes``: at most this many sandbox processes per function (default: unbounded).
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class LocalWorkflow:
         retry_wait_seconds: int = 1,
         region: str | None = None,
         execution_timeout: float = 120.0,
+        max_sandboxes: int | None = None,
     ) -> None:
         self.region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         self.spec: WorkflowSpec = load_workflow(Path(assembly), self.region, LOCAL_ACCOUNT)
@@ -181,6 +184,7 @@ class LocalWorkflow:
         self.environment = dict(environment or {})
         self.definition = shorten_retry_waits(self.spec.definition, retry_wait_seconds)
         self.execution_timeout = execution_timeout
+        self.max_sandboxes = max_sandboxes
         self.endpoint: LocalEndpoint | None = None
         self.runtime: LambdaRuntime | None = None
         self.xray: XRayListener | None = None
@@ -285,7 +289,8 @@ class LocalWorkflow:
                 "AWS_XRAY_DAEMON_ADDRESS": self.xray.address,
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",  # as Lambda sets it
                 **self.environment,
-            }
+            },
+            max_sandboxes=self.max_sandboxes,
         )
         stack.enter_context(self.runtime)
         lambda_client = boto3.client("lambda", region_name=self.region)
@@ -310,6 +315,10 @@ class LocalWorkflow:
                 function.code,
                 identities.role(function.role_arn).as_environment(),
             )
+        names = {function.name for function in self.spec.functions}
+        for name, concurrency in reserved_concurrency(self.spec.assembly).items():
+            if name in names:
+                self.runtime.reserve(name, concurrency)  # Lambda throttles beyond it
 
         text = json.dumps(self.definition)
         machine_role = identities.role(self.spec.state_machine_role_arn)
