@@ -135,10 +135,11 @@ class Autoscaler:
             minute += 1
 
     def tick(self, minute: int, now: float) -> None:
-        """Close the datapoint of ``minute`` and act on the alarm (public for tests)."""
-        self._activate(now)
+        """Close the datapoint of ``minute`` (per instance that served in it), put started
+        instances in service, act on the alarm (public for tests)."""
         served = self.capacity.served_by_minute.get(minute, 0) * self.weight
         self.datapoints.append(served / self.capacity.instances)
+        self._activate(now)
         recent = self.datapoints[-ALARM_DATAPOINTS:]
         alarm = len(recent) == ALARM_DATAPOINTS and min(recent) > self.rule.target_per_minute
         if not alarm or self._pending is not None or now < self._cooldown_until:
