@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -133,24 +134,28 @@ def run_burst(
         list(pool.map(lambda _: workflow.runtime.call(classify, {}, {}), range(reserved)))
     workflow.runtime.concurrency(classify, reset=True)
     keys = [f"incoming/burst/{index:05d}.png" for index in range(uploads)]
-    with workflow.runtime.held(), ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: workflow.upload(bodies[i % len(bodies)], keys[i]), range(uploads)))
-        clock = SimClock(clock_factor)
-        capacity = endpoint_capacity(workflow, rule, clock, photos_per_upload)
-        workflow.endpoint.capacity = capacity
-        autoscaler = Autoscaler(capacity, rule, weight=photos_per_upload)
-        began = time.time()
-    autoscaler.start()
     sfn = boto3.client("stepfunctions", region_name=workflow.region)
-    try:
-        with compressed_retry_waits(clock):
-            while sfn.list_executions(
-                stateMachineArn=workflow.spec.state_machine_arn, statusFilter="RUNNING"
-            )["executions"]:
-                time.sleep(0.5)
-    finally:
-        autoscaler.stop()
-        workflow.endpoint.capacity = None
+    with ExitStack() as running:
+        with workflow.runtime.held(), ThreadPoolExecutor(8) as pool:
+            uploaded = [
+                pool.submit(workflow.upload, bodies[index % len(bodies)], key)
+                for index, key in enumerate(keys)
+            ]
+            for upload in uploaded:
+                upload.result()
+            # The clock starts as the held executions are let go, every wait on it from then.
+            clock = SimClock(clock_factor)
+            running.enter_context(compressed_retry_waits(clock))
+            capacity = endpoint_capacity(workflow, rule, clock, photos_per_upload)
+            autoscaler = Autoscaler(capacity, rule, weight=photos_per_upload).start()
+            running.callback(autoscaler.stop)
+            workflow.endpoint.capacity = capacity
+            running.callback(setattr, workflow.endpoint, "capacity", None)
+            began = time.time()
+        while sfn.list_executions(
+            stateMachineArn=workflow.spec.state_machine_arn, statusFilter="RUNNING"
+        )["executions"]:
+            time.sleep(0.5)
     outcomes: Counter[str] = Counter()
     last_stop = began
     for page in sfn.get_paginator("list_executions").paginate(
