@@ -12,7 +12,8 @@ execution role in the local mode).
 
 Faults for tests are explicit: ``inject(Fault.model_error(500), times=2)``,
 ``Fault.service_unavailable()``, ``Fault.throttling()``, ``Fault.slow(seconds)``,
-``Fault.malformed_body()``; ``go_down()`` / ``come_up()`` close and reopen the port.
+``Fault.malformed_body()``; ``go_down()`` / ``come_up()`` close and reopen the port. Bursts:
+``capacity`` (``emulator.capacity``) throttles what the fleet cannot serve.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class LocalEndpoint:
         self._model_workers = model_workers
         self._authorize = authorize
         self._capture_client = capture_client
+        self.capacity: Any = None  # an emulator.capacity.EndpointCapacity: throttles beyond it
         self._worker: ThreadPoolExecutor | None = None
         self._captures: dict[str, CaptureWriter] = {}
         self._faults: deque[list[Any]] = deque()
@@ -323,6 +325,8 @@ class LocalEndpoint:
                 request_id,
             )
         fault = self._next_fault()
+        if fault is None and self.capacity is not None:
+            fault = self.capacity.admit()  # None after the service time, else throttling
         if fault is not None:
             self.stats[f"fault:{fault.kind.value}"] += 1
             if fault.kind is FaultKind.SLOW:

@@ -15,7 +15,12 @@ reads back the payload plus the ``x-amz-function-error`` header; on an error it 
 - answers the Lambda Python runtime's error envelope on an exception:
   ``x-amz-function-error: Unhandled`` and ``{"errorMessage", "errorType", "requestId",
   "stackTrace"}`` with ``errorType`` the exception's class name (``Runtime.ImportModuleError``,
-  ``Sandbox.Timedout`` and ``Runtime.ExitError`` as Lambda names those failures).
+  ``Sandbox.Timedout`` and ``Runtime.ExitError`` as Lambda names those failures);
+- throttles a function with a reserved concurrency (``reserve``) beyond it: the invocation
+  fails as ``Lambda.TooManyRequestsException``, the error name Step Functions matches (moto's
+  interpreter would name an Invoke ClientError ``Exception``, so it comes as a function error);
+- runs at most ``max_sandboxes`` sandboxes per function when given: more concurrent
+  invocations wait for one (a bound on this machine's processes, not a Lambda behaviour).
 
 ``check_moto_compatibility()`` fails loudly when a moto upgrade moves the patch point.
 """
@@ -47,6 +52,9 @@ EXPECTED_INVOKE_PARAMETERS = (
     "headers",
     "response_headers",
 )
+
+# The error Step Functions sees when Lambda throttles an invocation.
+THROTTLED = "Lambda.TooManyRequestsException"
 
 _install_lock = threading.Lock()
 _installed: LambdaRuntime | None = None
@@ -121,6 +129,11 @@ class _Function:
     environment: dict[str, str]
     idle: list[Sandbox] = field(default_factory=list)
     started: int = 0
+    reserved: int | None = None
+    in_flight: int = 0
+    throttled: int = 0
+    peak_in_flight: int = 0
+    slots: threading.Semaphore | None = None
 
 
 class LambdaRuntime:
@@ -135,8 +148,10 @@ class LambdaRuntime:
         self,
         environment_overrides: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
+        max_sandboxes: int | None = None,
     ) -> None:
         self.environment_overrides = dict(environment_overrides or {})
+        self.max_sandboxes = max_sandboxes
         self.invocations: list[Invocation] = []
         self._functions: dict[str, _Function] = {}
         self._lock = threading.Lock()
@@ -155,7 +170,24 @@ class LambdaRuntime:
                 f"{function_name}: handler {code.handler!r} needs {code.handler_file}, "
                 "which does not exist"
             )
-        self._functions[function_name] = _Function(code, dict(credentials or {}))
+        slots = threading.Semaphore(self.max_sandboxes) if self.max_sandboxes else None
+        self._functions[function_name] = _Function(code, dict(credentials or {}), slots=slots)
+
+    def reserve(self, function_name: str, concurrency: int) -> None:
+        """Throttle ``function_name`` beyond ``concurrency`` invocations in flight (which
+        bounds its sandboxes too: ``max_sandboxes`` no longer applies to it)."""
+        self._functions[function_name].reserved = concurrency
+        self._functions[function_name].slots = None
+
+    def concurrency(self, function_name: str, reset: bool = False) -> dict[str, int]:
+        """Peak invocations in flight and throttled invocations of the function (since the
+        last ``reset``)."""
+        function = self._functions[function_name]
+        with self._lock:
+            counts = {"peak_in_flight": function.peak_in_flight, "throttled": function.throttled}
+            if reset:
+                function.peak_in_flight = function.throttled = 0
+        return counts
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -284,9 +316,19 @@ class LambdaRuntime:
         record = Invocation(function_name=name, event=event)
         self._running.wait()
         started = time.perf_counter()
-        sandbox = self._take_sandbox(name, function)
-        reply = sandbox.invoke(message, code.timeout_seconds)
-        self._return_sandbox(function, sandbox)
+        with self._lock:
+            throttle = function.reserved is not None and function.in_flight >= function.reserved
+            function.throttled += throttle
+            function.in_flight += not throttle
+            function.peak_in_flight = max(function.peak_in_flight, function.in_flight)
+        if throttle:
+            reply = {"error": {"errorType": THROTTLED, "errorMessage": "Rate Exceeded."}}
+        else:
+            try:
+                reply = self._run_in_sandbox(name, function, message)
+            finally:
+                with self._lock:
+                    function.in_flight -= 1
         record.duration_ms = (time.perf_counter() - started) * 1000
         if "error" in reply:
             payload = reply["error"]
@@ -296,6 +338,18 @@ class LambdaRuntime:
         with self._lock:
             self.invocations.append(record)
         return record, payload
+
+    def _run_in_sandbox(self, name: str, function: _Function, message: Any) -> Any:
+        if function.slots is not None:
+            function.slots.acquire()
+        try:
+            sandbox = self._take_sandbox(name, function)
+            reply = sandbox.invoke(message, function.code.timeout_seconds)
+            self._return_sandbox(function, sandbox)
+        finally:
+            if function.slots is not None:
+                function.slots.release()
+        return reply
 
     def _take_sandbox(self, name: str, function: _Function) -> Sandbox:
         with self._lock:

@@ -35,6 +35,7 @@ from emulator.asl import (
     is_cacheable,
     shorten_retry_waits,
 )
+from emulator.capacity import reserved_concurrency
 from emulator.capture import CaptureConfig
 from emulator.distributed_map import aws_distributed_map
 from emulator.endpoint import LocalEndpoint
@@ -84,6 +85,7 @@ class LocalWorkflow:
     ``capture_dir``: also keep the data capture on disk (it always goes to the moto bucket).
     ``environment``: variables set for every function on top of its own (``THRESHOLD``...).
     ``retry_wait_seconds``: the longest wait of any Retrier locally (the template is untouched).
+    ``max_sandboxes``: at most this many sandbox processes per function (default: unbounded).
     The batch state machine, when the app has one, is created too (``emulator.batch`` runs it).
     """
 
@@ -97,6 +99,7 @@ class LocalWorkflow:
         retry_wait_seconds: int = 1,
         region: str | None = None,
         execution_timeout: float = 120.0,
+        max_sandboxes: int | None = None,
     ) -> None:
         self.region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         self.spec: WorkflowSpec = load_workflow(Path(assembly), self.region, LOCAL_ACCOUNT)
@@ -115,6 +118,7 @@ class LocalWorkflow:
             else None
         )
         self.execution_timeout = execution_timeout
+        self.max_sandboxes = max_sandboxes
         self.endpoint: LocalEndpoint | None = None
         self.runtime: LambdaRuntime | None = None
         self.xray: XRayListener | None = None
@@ -219,7 +223,8 @@ class LocalWorkflow:
                 "AWS_XRAY_DAEMON_ADDRESS": self.xray.address,
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",  # as Lambda sets it
                 **self.environment,
-            }
+            },
+            max_sandboxes=self.max_sandboxes,
         )
         stack.enter_context(self.runtime)
         lambda_client = boto3.client("lambda", region_name=self.region)
@@ -244,6 +249,10 @@ class LocalWorkflow:
                 function.code,
                 identities.role(function.role_arn).as_environment(),
             )
+        names = {function.name for function in self.spec.functions}
+        for name, concurrency in reserved_concurrency(self.spec.assembly).items():
+            if name in names:
+                self.runtime.reserve(name, concurrency)  # Lambda throttles beyond it
 
         machines = [(self.spec.state_machine_name, self.spec.state_machine_arn, self.definition)]
         roles = [identities.role(self.spec.state_machine_role_arn)]

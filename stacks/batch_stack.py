@@ -13,6 +13,8 @@ from stacks.constructs.classification_steps import FAILURES_BY_STEP, classificat
 from stacks.storage_stack import BATCH_PREFIX, BATCH_RESULTS_PREFIX, StorageStack
 from stacks.workflow_stack import WorkflowStack
 
+# The capacity retry budget of a batch item: inside an Express child's 5-minute limit.
+EXPRESS_RETRY_MINUTES = 4
 # A batch of 10,000 images at the default concurrency takes minutes; a day is a hard stop.
 BATCH_TIMEOUT = Duration.hours(24)
 
@@ -73,7 +75,9 @@ class BatchStack(Stack):
             result_writer_v2=sfn.ResultWriterV2(bucket=bucket, prefix=BATCH_RESULTS_PREFIX),
             result_path=sfn.JsonPath.DISCARD,
         )
-        classify_each.item_processor(classification_chain(self, functions))
+        # An Express child runs 5 minutes at most: its capacity retry must end before.
+        retry_minutes = min(settings.capacity_retry_minutes, EXPRESS_RETRY_MINUTES)
+        classify_each.item_processor(classification_chain(self, functions, retry_minutes))
 
         check_prefix = (
             sfn.Choice(self, "IsBatchPrefix", comment=f"Only prefixes under {BATCH_PREFIX}")

@@ -48,6 +48,15 @@ AUTOSCALING_SAFETY_FACTOR = 0.5
 # Seconds one classify call holds its Lambda: the endpoint's measured p99 of 54 ms, rounded up
 # for the network hop and the serving container's front end.
 CLASSIFY_CALL_SECONDS = 0.1
+# How long autoscaling takes to grow the endpoint from one instance to four by target tracking
+# (docs/scale.md): its high alarm wants 3 one-minute datapoints above the target, then a new
+# instance starts (5 minutes assumed for ml.c5.large); each step at most doubles the fleet
+# (the metric is capped at the saturation rate, twice the target), with a 1-minute scale-out
+# cooldown between steps: (3 + 5) + (1 + 5) = 14 minutes, rounded up.
+CAPACITY_RETRY_MINUTES = 15
+# The capacity retrier's backoff: first wait up to 2 s, doubling, each wait at most 60 s.
+CAPACITY_RETRY_INTERVAL_SECONDS = 2
+CAPACITY_RETRY_MAX_DELAY_SECONDS = 60
 
 
 class ConfigError(ValueError):
@@ -102,6 +111,17 @@ def classify_concurrency_for(max_capacity: int, invocations_per_instance: int) -
     return math.ceil(max_capacity * saturation_per_second * CLASSIFY_CALL_SECONDS)
 
 
+def capacity_retry_attempts(minutes: int) -> int:
+    """Retries whose mean total wait under full jitter (each wait uniform in [0, its backoff])
+    reaches ``minutes``: half of 2, 4, 8, ... seconds, capped at 60."""
+    attempts, waited, backoff = 0, 0.0, float(CAPACITY_RETRY_INTERVAL_SECONDS)
+    while waited < minutes * 60:
+        waited += min(backoff, CAPACITY_RETRY_MAX_DELAY_SECONDS) / 2
+        backoff *= 2
+        attempts += 1
+    return attempts
+
+
 def _optional_email(key: str, raw: Any) -> str | None:
     if raw is None or raw == "":
         return None
@@ -121,6 +141,7 @@ class Settings:
     autoscaling_max_capacity: int
     autoscaling_invocations_per_instance: int
     classify_reserved_concurrency: int
+    capacity_retry_minutes: int
     data_capture_sampling_percentage: int
     incoming_expiration_days: int
     capture_expiration_days: int
@@ -173,6 +194,7 @@ class Settings:
             integer=True,
         )
         classify_concurrency = get("classify_reserved_concurrency")
+        retry_minutes = get("capacity_retry_minutes")
         settings = cls(
             project_name=_matching(
                 "project_name", required("project_name"), PROJECT_NAME_PATTERN, "scones-unlimited"
@@ -205,6 +227,11 @@ class Settings:
                 else _number(
                     "classify_reserved_concurrency", classify_concurrency, 1, 1000, integer=True
                 )
+            ),
+            capacity_retry_minutes=(
+                CAPACITY_RETRY_MINUTES
+                if retry_minutes in (None, "")
+                else _number("capacity_retry_minutes", retry_minutes, 1, 50, integer=True)
             ),
             data_capture_sampling_percentage=_number(
                 "data_capture_sampling_percentage",
@@ -333,6 +360,12 @@ class Settings:
                 f"context endpoint_instance_count={self.endpoint_instance_count} is outside the "
                 f"autoscaling range; allowed: [{self.autoscaling_min_capacity}, "
                 f"{self.autoscaling_max_capacity}]"
+            )
+        if self.workflow_timeout_minutes <= self.capacity_retry_minutes:
+            raise ConfigError(
+                f"context workflow_timeout_minutes={self.workflow_timeout_minutes} does not "
+                f"outlast capacity_retry_minutes={self.capacity_retry_minutes}, so a burst would "
+                "time out while it waits for capacity; allowed: timeout > capacity retry"
             )
         if self.drift_window_minutes < self.drift_monitor_rate_minutes:
             raise ConfigError(

@@ -131,7 +131,9 @@ class WorkflowStack(Stack):
 
     def _state_machine(self, settings: Settings, retention: logs.RetentionDays) -> sfn.StateMachine:
         definition = classification_chain(
-            self, {name: self.functions[name].function for name in FAILURES_BY_STEP}
+            self,
+            {name: self.functions[name].function for name in FAILURES_BY_STEP},
+            settings.capacity_retry_minutes,
         )
         log_group = logs.LogGroup(
             self,

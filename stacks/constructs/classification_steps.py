@@ -15,6 +15,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from stacks.config import (
+    CAPACITY_RETRY_INTERVAL_SECONDS,
+    CAPACITY_RETRY_MAX_DELAY_SECONDS,
+    CAPACITY_RETRY_MINUTES,
+    capacity_retry_attempts,
+)
+
 # Errors the Lambda service raises for reasons unrelated to the input: worth retrying.
 TRANSIENT_LAMBDA_ERRORS = [
     "Lambda.ServiceException",
@@ -23,6 +30,8 @@ TRANSIENT_LAMBDA_ERRORS = [
     "Lambda.TooManyRequestsException",
     "Lambda.ClientExecutionTimeoutException",
 ]
+# What a burst raises in the classify step: worth waiting for a scale-out.
+CAPACITY_ERRORS = ["Lambda.TooManyRequestsException", "EndpointUnavailable"]
 # Each failure kind ends in its own Fail state, named after the kind; the key is the state's
 # error name, the values the handler error types routed to it.
 FAILURE_KINDS: dict[str, list[str]] = {
@@ -44,9 +53,14 @@ UNEXPECTED_FAILURE = "UnexpectedError"
 SUCCEEDED_STATE = "Classified"
 
 
-def classification_chain(scope: Construct, functions: Mapping[str, lambda_.IFunction]) -> sfn.Chain:
+def classification_chain(
+    scope: Construct,
+    functions: Mapping[str, lambda_.IFunction],
+    capacity_retry_minutes: int = CAPACITY_RETRY_MINUTES,
+) -> sfn.Chain:
     """SerializeImage -> ClassifyImage -> FilterInferences -> Classified, each failure kind
     caught into its Fail state; ``functions`` maps each step name to its function.
+    ``capacity_retry_minutes``: the mean total wait of classify's capacity retrier.
 
     The states are created in ``scope``: one state machine's states per scope.
     """
@@ -68,15 +82,16 @@ def classification_chain(scope: Construct, functions: Mapping[str, lambda_.IFunc
             retry_on_service_exceptions=False,
         )
         if name == THROTTLED_STEP:
-            # Its reserved concurrency throttles a burst on purpose: wait it out (up to about
-            # two minutes) instead of failing after the few seconds of the generic retry.
-            # Step Functions takes the first retrier that matches, so this one goes first.
+            # A burst meets its reserved concurrency (Lambda throttles) and the endpoint's
+            # capacity (throttling, 429, 503, timeouts: EndpointUnavailable): wait for autoscaling
+            # to add instances, one budget for both. Step Functions takes the first retrier
+            # that matches, so this one goes first.
             task.add_retry(
-                errors=["Lambda.TooManyRequestsException"],
-                interval=Duration.seconds(1),
-                max_attempts=8,
+                errors=CAPACITY_ERRORS,
+                interval=Duration.seconds(CAPACITY_RETRY_INTERVAL_SECONDS),
+                max_attempts=capacity_retry_attempts(capacity_retry_minutes),
                 backoff_rate=2,
-                max_delay=Duration.seconds(30),
+                max_delay=Duration.seconds(CAPACITY_RETRY_MAX_DELAY_SECONDS),
                 jitter_strategy=sfn.JitterType.FULL,
             )
         task.add_retry(
@@ -89,14 +104,6 @@ def classification_chain(scope: Construct, functions: Mapping[str, lambda_.IFunc
         return task
 
     serialize, classify, filter_ = (step(name) for name in FAILURES_BY_STEP)
-    classify.add_retry(
-        errors=["EndpointUnavailable"],
-        interval=Duration.seconds(2),
-        max_attempts=4,
-        backoff_rate=2,
-        max_delay=Duration.seconds(20),
-        jitter_strategy=sfn.JitterType.FULL,
-    )
     for task, (_, kinds) in zip(
         (serialize, classify, filter_), FAILURES_BY_STEP.items(), strict=True
     ):

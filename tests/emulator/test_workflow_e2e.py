@@ -12,7 +12,9 @@ import pytest
 from emulator.assembly import synthesize
 from emulator.capture import read_capture_file
 from emulator.endpoint import Fault
+from emulator.sim_clock import SimClock, compressed_retry_waits
 from emulator.workflow import LocalWorkflow
+from stacks.config import capacity_retry_attempts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -113,7 +115,10 @@ def test_low_confidence_and_non_image_end_in_named_fail_states(assembly, trained
 def test_an_endpoint_500_is_retried_then_a_dead_endpoint_is_an_endpoint_error(
     assembly, trained, images
 ):
-    with start(assembly, trained, environment={"THRESHOLD": "0.5"}) as workflow:
+    with (
+        compressed_retry_waits(SimClock(20)),  # 34 retries of at most 1 s each, 20x faster
+        start(assembly, trained, environment={"THRESHOLD": "0.5"}) as workflow,
+    ):
         workflow.endpoint.inject(Fault.model_error(500), times=2)
         recovered = workflow.classify(images["motorcycle"][0])
         recovered_history = workflow.history(recovered.execution_arn)
@@ -138,7 +143,8 @@ def test_an_endpoint_500_is_retried_then_a_dead_endpoint_is_an_endpoint_error(
     assert down.status == "FAILED"
     assert down.error == "EndpointError"
     assert json.loads(down.cause)["errorType"] == "EndpointUnavailable"
-    assert classify_attempts == ["EndpointUnavailable"] * 5  # 1 attempt + MaxAttempts 4
+    # 1 attempt + MaxAttempts of the capacity retrier.
+    assert classify_attempts == ["EndpointUnavailable"] * (1 + capacity_retry_attempts(15))
 
 
 def test_the_definition_under_test_is_the_synthesized_one(assembly, trained, images, tmp_path):

@@ -5,7 +5,8 @@ model 500 ending in EndpointError; this module covers the other faults: SageMake
 throttling, a throttled container (429), an answer slower than the classify function's
 read timeout, a malformed body, a client error, and the endpoint going down mid-run.
 The classify function's ENDPOINT_READ_TIMEOUT_SECONDS is lowered to 0.5 s locally (the
-emulator sets function environment on top of the template's), retry waits are capped at 1 s.
+emulator sets function environment on top of the template's), retry waits are capped at 1 s
+and run on a clock 20 times faster (the capacity retrier makes 34 of them).
 """
 
 import json
@@ -14,6 +15,8 @@ import time
 import pytest
 
 from emulator.endpoint import Fault
+from emulator.sim_clock import SimClock, compressed_retry_waits
+from stacks.config import CAPACITY_RETRY_MINUTES, capacity_retry_attempts
 from tests.robustness import inputs
 from tests.robustness.support import (
     execution_statuses,
@@ -26,15 +29,21 @@ pytestmark = pytest.mark.e2e
 
 READ_TIMEOUT_SECONDS = 0.5
 SLOW_SECONDS = 1.5
-CLASSIFY_ATTEMPTS = 5  # one attempt + MaxAttempts 4 of the EndpointUnavailable retrier
+# One attempt + MaxAttempts of the capacity retrier (Lambda throttles, EndpointUnavailable).
+CLASSIFY_ATTEMPTS = 1 + capacity_retry_attempts(CAPACITY_RETRY_MINUTES)
+# The retries' waits (capped at 1 s locally) run on a clock this much faster than real time.
+RETRY_CLOCK_FACTOR = 20
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
 @pytest.fixture(scope="module")
 def workflow(local_app):
-    with running_workflow(
-        local_app, THRESHOLD="0.5", ENDPOINT_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT_SECONDS)
-    ) as running:
+    with (
+        compressed_retry_waits(SimClock(RETRY_CLOCK_FACTOR)),
+        running_workflow(
+            local_app, THRESHOLD="0.5", ENDPOINT_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT_SECONDS)
+        ) as running,
+    ):
         yield running
 
 

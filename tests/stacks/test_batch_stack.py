@@ -5,6 +5,8 @@ import json
 import pytest
 
 from stacks.application import cdk_json_context
+from stacks.batch_stack import EXPRESS_RETRY_MINUTES
+from stacks.config import capacity_retry_attempts
 from tests.stacks.support import (
     BATCH_STACK,
     only,
@@ -61,6 +63,10 @@ def test_results_are_written_to_s3(definition):
     assert definition["States"]["ClassifyEachObject"]["ResultPath"] is None
 
 
+def strip_attempts(retriers):
+    return [{k: v for k, v in retrier.items() if k != "MaxAttempts"} for retrier in retriers]
+
+
 def test_items_run_the_same_steps_as_the_workflow(synthesized, definition):
     workflow = state_machine_definition(synthesized.template("SconesWorkflow"))
     processor = definition["States"]["ClassifyEachObject"]["ItemProcessor"]
@@ -68,9 +74,12 @@ def test_items_run_the_same_steps_as_the_workflow(synthesized, definition):
     assert set(processor["States"]) == set(workflow["States"])
     for name, state in workflow["States"].items():
         if state["Type"] == "Task":
-            # Same retries and failure routes; the function ARN is a cross-stack reference.
+            # Same retries (but a capacity budget inside an Express child's 5 minutes) and
+            # failure routes; the function ARN is a cross-stack reference.
             batch_state = processor["States"][name]
-            assert batch_state["Retry"] == state["Retry"]
+            assert strip_attempts(batch_state["Retry"]) == strip_attempts(state["Retry"])
+            for retrier in batch_state["Retry"]:
+                assert retrier["MaxAttempts"] <= capacity_retry_attempts(EXPRESS_RETRY_MINUTES)
             assert batch_state["Catch"] == state["Catch"]
             assert "SconesWorkflow" in batch_state["Resource"]
         else:

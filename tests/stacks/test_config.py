@@ -54,6 +54,8 @@ def test_cli_strings_are_parsed():
         ("rollout_bake_minutes", 0, "[1, 60]"),
         ("classify_reserved_concurrency", 0, "[1, 1000]"),
         ("classify_reserved_concurrency", "many", "[1, 1000]"),
+        ("capacity_retry_minutes", 0, "[1, 50]"),
+        ("capacity_retry_minutes", "long", "[1, 50]"),
     ],
 )
 def test_bad_value_names_key_value_and_range(key, value, allowed):
@@ -90,6 +92,14 @@ def test_monitoring_defaults():
 def test_drift_window_must_cover_the_schedule():
     with pytest.raises(ConfigError, match="drift_window_minutes=30 is shorter than"):
         settings(drift_window_minutes=30, drift_monitor_rate_minutes=60)
+
+
+def test_the_workflow_must_outlast_its_capacity_retry():
+    assert settings().capacity_retry_minutes == 15
+    with pytest.raises(ConfigError, match="workflow_timeout_minutes=15 does not outlast"):
+        settings(workflow_timeout_minutes=15)
+    shorter = settings(capacity_retry_minutes="5", workflow_timeout_minutes=6)
+    assert shorter.capacity_retry_minutes == 5
 
 
 def test_classify_concurrency_follows_the_endpoint_capacity_unless_set():
