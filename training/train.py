@@ -95,7 +95,7 @@ def _stage(
 
 def evaluate_staged(model_archive: Path, data_root: Path, output: Path) -> dict:
     """The record's evaluation: the test split, and the held-out photos (if staged) under
-    ``photos``."""
+    ``photos``, whose baseline is then the drift monitor's (traffic is photos like them)."""
     from training.evaluate import evaluate_artifact
     from training.evaluate_photos import evaluate_photo_folder
 
@@ -103,6 +103,8 @@ def evaluate_staged(model_archive: Path, data_root: Path, output: Path) -> dict:
     photos_test = data_root / stage_photos.PHOTOS_TEST
     if (photos_test / stage_photos.MANIFEST_NAME).is_file():
         evaluation["photos"] = evaluate_photo_folder(model_archive, photos_test, output)
+        evaluation["baseline"] = evaluation["photos"]["baseline"]
+        evaluation["baseline_images"] = stage_photos.PHOTOS_TEST
     return evaluation
 
 
