@@ -253,3 +253,19 @@ def test_cloud_mode_stages_the_photos_to_s3_and_scores_them(
     assert f"data/{PHOTOS_TEST}/manifest.csv" in keys
     record = json.loads((tmp_path / "out" / "model-record.json").read_text())
     assert record["evaluation"]["photos"]["test_size"] == 2
+
+
+def test_help_of_both_commands_explains_the_photo_folders():
+    import subprocess
+    import sys
+
+    for script in ("train.py", "evaluate.py"):
+        completed = subprocess.run(
+            [sys.executable, str(train.REPO_ROOT / "training" / script), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert completed.returncode == 0, completed.stderr
+        text = " ".join(completed.stdout.split())
+        assert "--images" in text and "manifest.csv" in text and "<label>" in text
