@@ -282,16 +282,33 @@ def evaluate_artifact(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Score a model.tar.gz on the staged test split through its own inference "
-        "handlers; write plots and print (or store in a model record) the evaluation."
+        description="Score a model.tar.gz through its own inference handlers, on the staged "
+        "test split (--test-dir) or on labelled real photos (--images); write plots and print "
+        "(or store in a model record) the evaluation."
     )
     parser.add_argument("--model", type=Path, required=True, help="path of model.tar.gz")
-    parser.add_argument(
-        "--test-dir", type=Path, required=True, help="staged test split: {bicycle,motorcycle}/*.png"
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--test-dir", type=Path, help="staged test split: {bicycle,motorcycle}/*.png")
+    data.add_argument(
+        "--images",
+        type=Path,
+        help="real photos of any size: DIR/<label>/*, or any layout with a DIR/manifest.csv "
+        "whose file and label columns name them (its source column groups the scores); "
+        "adds accuracy per source and a contact sheet of the misclassified photos",
     )
     parser.add_argument("--output", type=Path, required=True, help="folder for the plots")
     parser.add_argument(
-        "--record", type=Path, help="model-record.json whose 'evaluation' block to replace"
+        "--record",
+        type=Path,
+        help="model-record.json whose 'evaluation' block to replace (with --images: its "
+        "'evaluation.photos' block)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.75,
+        help="--images: confidence threshold for coverage and accuracy above it "
+        "(default 0.75, the workflow's confidence_threshold)",
     )
     parser.add_argument(
         "--target-accuracy",
@@ -306,17 +323,30 @@ def main(argv: list[str] | None = None) -> int:
         help="share of images that must pass the recommended threshold",
     )
     args = parser.parse_args(argv)
+    from training.evaluate_photos import evaluate_photo_folder, report_lines
+    from training.photos import PhotoFolderError
+
     try:
-        evaluation = evaluate_artifact(
-            args.model, args.test_dir, args.output, args.target_accuracy, args.min_coverage
-        )
-    except EvaluationError as error:
+        if args.images:
+            evaluation = evaluate_photo_folder(args.model, args.images, args.output, args.threshold)
+        else:
+            evaluation = evaluate_artifact(
+                args.model, args.test_dir, args.output, args.target_accuracy, args.min_coverage
+            )
+    except (EvaluationError, PhotoFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.record:
         record = json.loads(args.record.read_text())
-        record["evaluation"] = evaluation
+        if args.images:
+            record["evaluation"]["photos"] = evaluation
+        else:
+            record["evaluation"] = evaluation
         args.record.write_text(json.dumps(record, indent=2))
+    if args.images:
+        print("\n".join(report_lines(evaluation)))
+        print(f"contact sheet of the misclassified photos in {args.output}")
+        return 0
     print(
         f"accuracy={evaluation['accuracy']:.4f} "
         f"recommended_threshold={evaluation['recommended_threshold']:.2f} plots in {args.output}"
@@ -325,4 +355,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if __package__ in (None, ""):  # run as a script: make the `training` package importable
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

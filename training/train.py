@@ -2,10 +2,13 @@
 
     python training/train.py --local --archive PATH --output DIR   # CPU, in-process
     python training/train.py [--archive PATH] [--spot]              # SageMaker training job
+    python training/train.py --local [--archive PATH] --images DIR  # with your own photos
 
-Both modes stage the CIFAR-100 archive, run the same entry point
-(``training/model/train_model.py``), evaluate ``model.tar.gz`` on the test split through
-its own inference handlers and write ``model-record.json``.
+Both modes stage the CIFAR-100 archive (and with ``--images`` a user's labelled photos,
+DIR/<label>/*, a stratified part of them held out; without ``--archive`` the photos alone),
+run the same entry point (``training/model/train_model.py``), evaluate ``model.tar.gz``
+through its own inference handlers on the test split (and the held-out photos, scored
+separately) and write ``model-record.json``.
 """
 
 # ruff: noqa: E402  (the environment and sys.path are set before the imports they affect)
@@ -28,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a script: make the `training` package importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from training import cloud, stage_data
+from training import cloud, stage_data, stage_photos
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE
 from training.record import RECORD_NAME, build_record, write_record
 
@@ -65,14 +68,44 @@ def pack_model_dir(model_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def _stage(archive: Path | None, data_dir: Path, skip_staging: bool) -> Path:
+def _stage(
+    archive: Path | None, data_dir: Path, skip_staging: bool, images: Path | None = None
+) -> Path:
+    """Stage into ``data_dir``: the archive (None: the official download, or with ``images``
+    none: the photos alone), then the photos."""
     if skip_staging:
         if not (data_dir / "train").is_dir() or not (data_dir / "test").is_dir():
             raise stage_data.StagingError(f"--skip-staging: {data_dir} has no train/ and test/")
         return data_dir
-    staged = stage_data.stage_local(data_dir, archive, download_dir=data_dir.parent / "downloads")
-    print(f"staged {staged.counts} under {staged.root}")
-    return staged.root
+    cifar_hashes = None
+    if archive is not None or images is None:
+        staged = stage_data.stage_local(
+            data_dir, archive, download_dir=data_dir.parent / "downloads"
+        )
+        print(f"staged {staged.counts} under {staged.root}")
+        cifar_hashes = stage_photos.manifest_hashes(staged.manifest)
+    if images is not None:
+        photos = stage_photos.stage_photos(images, data_dir, cifar_hashes)
+        print(
+            f"staged photos {photos.counts}: {photos.train} to train, {photos.held_out} held "
+            f"out in {data_dir / stage_photos.PHOTOS_TEST}"
+        )
+    return data_dir
+
+
+def evaluate_staged(model_archive: Path, data_root: Path, output: Path) -> dict:
+    """The record's evaluation: the test split, and the held-out photos (if staged) under
+    ``photos``, whose baseline is then the drift monitor's (traffic is photos like them)."""
+    from training.evaluate import evaluate_artifact
+    from training.evaluate_photos import evaluate_photo_folder
+
+    evaluation = evaluate_artifact(model_archive, data_root / "test", output)
+    photos_test = data_root / stage_photos.PHOTOS_TEST
+    if (photos_test / stage_photos.MANIFEST_NAME).is_file():
+        evaluation["photos"] = evaluate_photo_folder(model_archive, photos_test, output)
+        evaluation["baseline"] = evaluation["photos"]["baseline"]
+        evaluation["baseline_images"] = stage_photos.PHOTOS_TEST
+    return evaluation
 
 
 def train_local(
@@ -84,16 +117,16 @@ def train_local(
     skip_staging: bool = False,
     hyperparameters: dict[str, Any] | None = None,
     num_threads: int | None = None,
+    images: Path | None = None,
 ) -> Path:
     """Stage, train on CPU in-process, pack, evaluate; return the written record's path.
 
-    ``archive`` None downloads the official archive. ``epochs`` None keeps the recipe's
-    default. Staged images go to ``data_dir`` (default ``<output>/data``).
+    ``archive`` None downloads the official archive (with ``images``: the photos alone).
+    ``epochs`` None keeps the recipe's default. Staged images go to ``data_dir`` (default
+    ``<output>/data``).
     """
-    from training.evaluate import evaluate_artifact
-
     output = output.resolve()
-    data_root = _stage(archive, (data_dir or output / "data").resolve(), skip_staging)
+    data_root = _stage(archive, (data_dir or output / "data").resolve(), skip_staging, images)
     entry = entry_point_module()
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scones-model-") as model_dir:
@@ -118,7 +151,7 @@ def train_local(
         except entry.TrainingDataError as error:
             raise stage_data.StagingError(str(error)) from error
         model_archive = pack_model_dir(Path(model_dir), output / MODEL_ARCHIVE)
-    evaluation = evaluate_artifact(model_archive, data_root / "test", output)
+    evaluation = evaluate_staged(model_archive, data_root, output)
     record = build_record(
         model_data_url=str(model_archive),
         image_uri=LOCAL_INFERENCE_IMAGE,
@@ -151,7 +184,7 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
     )
     output = args.output.resolve()
     data_root = _stage(
-        args.archive, (args.data_dir or output / "data").resolve(), args.skip_staging
+        args.archive, (args.data_dir or output / "data").resolve(), args.skip_staging, args.images
     )
     if not args.skip_staging:
         report = stage_data.upload_folder(data_root, bucket, cloud.DATA_PREFIX, s3)
@@ -181,9 +214,7 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     model_archive = output / MODEL_ARCHIVE
     s3.download_file(*cloud.split_s3_uri(model_url), str(model_archive))
-    from training.evaluate import evaluate_artifact
-
-    evaluation = evaluate_artifact(model_archive, data_root / "test", output)
+    evaluation = evaluate_staged(model_archive, data_root, output)
     metrics = cloud.final_metrics(job)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     record = build_record(
@@ -235,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="CIFAR-100 python archive (official layout); default: download "
         "the official one and check its md5",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="your own labelled photos, DIR/<label>/* (labels: bicycle, motorcycle) or with "
+        "a DIR/manifest.csv (file,label[,source]): checked, 20%% of each class held out and "
+        "scored separately, the rest added to training; without --archive the photos alone",
     )
     parser.add_argument(
         "--output",
@@ -326,6 +364,7 @@ def main(argv: list[str] | None = None, session: Any | None = None) -> int:
                 args.skip_staging,
                 dict(args.hyperparameter),
                 args.num_threads,
+                args.images,
             )
         else:
             record_path = train_cloud(args, session)

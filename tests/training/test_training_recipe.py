@@ -169,3 +169,22 @@ def test_selection_takes_the_latest_epoch_within_one_standard_error_of_the_lowes
 def test_an_ensemble_of_no_members_is_refused(staged, tmp_path):
     with pytest.raises(ValueError, match="members=0: an ensemble needs at least 1 member"):
         run(staged, tmp_path, "--members", "0")
+
+
+def test_photo_augment_shrinks_the_subject_and_blurs_only_when_asked():
+    images = torch.rand(32, 3, 32, 32)
+    untouched = train_model.photo_augment(images.clone(), 0.0, 0.0, torch.Generator())
+    assert torch.allclose(untouched, images, atol=1e-6)
+
+    centre = torch.zeros(1, 3, 32, 32)
+    centre[..., 8:24, 8:24] = 1.0  # a bright 16x16 subject on black
+    zoomed = train_model.photo_augment(
+        centre.repeat(16, 1, 1, 1), 1.0, 0.0, torch.Generator().manual_seed(1)
+    )
+    bright = (zoomed > 0.5).float().sum(dim=(1, 2, 3)) / 3
+    assert (bright <= 256).all() and (bright >= 0.3 * 256).all()  # 60-100% of the side
+    assert bright.mean() < 0.8 * 256
+
+    blurred = train_model.photo_augment(images.clone(), 0.0, 1.0, torch.Generator().manual_seed(2))
+    neighbour_gap = (blurred[..., 1:] - blurred[..., :-1]).abs().mean()
+    assert neighbour_gap < 0.5 * (images[..., 1:] - images[..., :-1]).abs().mean()

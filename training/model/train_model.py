@@ -63,6 +63,8 @@ class Hyperparameters:
     ema_decay: float = 0.98
     cutout: int = 8
     trivial_augment: bool = True
+    zoom_out: float = 0.0
+    downscale_blur: float = 0.0
     members: int = 1
     seed: int = 0
 
@@ -236,6 +238,31 @@ def trivial_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Te
     return results[choice, torch.arange(count)]
 
 
+def photo_augment(
+    batch: torch.Tensor, zoom_out: float, blur: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Changes toward the look of photos fitted to 32 px: with probability ``zoom_out`` the
+    subject shrunk to 60-100% of the frame (a random place, reflected surroundings); with
+    probability ``blur`` the image reduced to 12-28 px and enlarged back."""
+    count, _, size, _ = batch.shape
+    scale = torch.where(
+        torch.rand(count, generator=generator) < zoom_out,
+        1 / (0.6 + 0.4 * torch.rand(count, generator=generator)),
+        torch.ones(count),
+    )
+    shift = (scale[:, None] - 1) * (torch.rand(count, 2, generator=generator) * 2 - 1)
+    zero = torch.zeros(count)
+    theta = torch.stack([scale, zero, shift[:, 0], zero, scale, shift[:, 1]], 1).view(-1, 2, 3)
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    batch = F.grid_sample(batch, grid, padding_mode="reflection", align_corners=False)
+    chosen = torch.rand(count, generator=generator) < blur
+    if chosen.any():
+        side = int(torch.randint(12, size - 3, (1,), generator=generator))
+        small = F.interpolate(batch[chosen], size=(side, side), mode="area")
+        batch[chosen] = F.interpolate(small, size=(size, size), mode="bilinear")
+    return batch
+
+
 def cut_out(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Zero one ``size`` x ``size`` square per normalized image, centred anywhere (Cutout)."""
     if size <= 0:
@@ -335,6 +362,8 @@ class Fit:
             images = augment(self.images[batch], generator)
             if hp.trivial_augment:
                 images = trivial_augment(images, generator)
+            if hp.zoom_out or hp.downscale_blur:
+                images = photo_augment(images, hp.zoom_out, hp.downscale_blur, generator)
             inputs = (images - self.model.mean) / self.model.std
             inputs = cut_out(inputs, hp.cutout, generator)
             loss = F.cross_entropy(
@@ -609,6 +638,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         help="1: one random photometric or geometric change per training image (TrivialAugment)",
     )
     parser.add_argument(
+        "--zoom-out",
+        type=float,
+        default=defaults.zoom_out,
+        help="share of training images whose subject is shrunk to 60-100%% of the frame",
+    )
+    parser.add_argument(
+        "--downscale-blur",
+        type=float,
+        default=defaults.downscale_blur,
+        help="share of training images reduced to 12-28 px and enlarged back",
+    )
+    parser.add_argument(
         "--members",
         type=int,
         default=defaults.members,
@@ -642,6 +683,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Hyperparameters, RunPaths
         ema_decay=args.ema_decay,
         cutout=args.cutout,
         trivial_augment=bool(args.trivial_augment),
+        zoom_out=args.zoom_out,
+        downscale_blur=args.downscale_blur,
         members=args.members,
         seed=args.seed,
     )

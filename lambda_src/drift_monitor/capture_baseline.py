@@ -1,0 +1,112 @@
+"""Take a reviewed window of the endpoint's data capture as the drift monitor's new baseline.
+
+    python -m lambda_src.drift_monitor.capture_baseline --capture DIR --output baseline.json \\
+        [--start 2026-01-01T00:00:00Z --end 2026-01-08T00:00:00Z] [--threshold 0.75]
+
+DIR holds SageMaker capture files (``*.jsonl``, any depth), e.g. copied from AWS with
+``aws s3 sync s3://BUCKET/data-capture/ENDPOINT/ DIR``; only the records inferred in
+[start, end) count. The result is a baseline file in the monitor's schema (the handler's
+module docstring): the window's top-class confidences and brightness become what later windows
+are compared with. Put it where the monitor reads it (``aws s3 cp baseline.json
+s3://BUCKET/BASELINE_KEY``; locally, the file the local mode's monitor is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lambda_src.drift_monitor.handler import (
+    BASELINE_SCHEMA,
+    CLASS_NAMES,
+    CaptureBatch,
+    InvalidBaseline,
+    in_window,
+    parse_capture_text,
+    validate_baseline,
+)
+
+DEFAULT_THRESHOLD = 0.75  # the workflow's confidence_threshold in cdk.json
+FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def read_capture_folder(folder: Path) -> CaptureBatch:
+    """Every record of every ``*.jsonl`` file under ``folder``."""
+    batch = CaptureBatch(records=[], skipped=[])
+    for path in sorted(folder.rglob("*.jsonl")):
+        batch.extend(parse_capture_text(path.read_text(), str(path)))
+    return batch
+
+
+def baseline_from_capture(
+    batch: CaptureBatch, threshold: float, described: dict[str, Any], min_records: int = 30
+) -> dict[str, Any]:
+    """A baseline file from the (already windowed) capture records; ``described`` says where
+    it came from. Fewer than ``min_records`` records with an image is refused."""
+    records = [record for record in batch.records if record.brightness is not None]
+    if len(records) < min_records:
+        raise InvalidBaseline(
+            f"the window has {len(records)} records with a readable image, fewer than "
+            f"{min_records}: widen it"
+        )
+    confidences = [record.top_confidence for record in records]
+    baseline = {
+        "schema": BASELINE_SCHEMA,
+        "model": described,
+        "confidence_threshold": threshold,
+        "top_confidences": [round(value, 6) for value in confidences],
+        "brightness": [round(record.brightness, 3) for record in records],
+        "width": [record.width for record in records],
+        "height": [record.height for record in records],
+        "predicted_class_mix": {
+            name: sum(record.predicted_class == name for record in records) / len(records)
+            for name in CLASS_NAMES
+        },
+        "low_confidence_rate": sum(value < threshold for value in confidences) / len(records),
+    }
+    return validate_baseline(baseline)
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--capture", type=Path, required=True, help="folder of capture .jsonl")
+    parser.add_argument("--output", type=Path, required=True, help="baseline JSON to write")
+    parser.add_argument("--start", type=_moment, default=FAR_PAST, help="window start (ISO)")
+    parser.add_argument("--end", type=_moment, default=FAR_FUTURE, help="window end (ISO)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="confidence threshold of the low-confidence rate (default 0.75)",
+    )
+    args = parser.parse_args(argv)
+    batch = read_capture_folder(args.capture)
+    batch.records = in_window(batch.records, args.start, args.end)
+    described = {
+        "capture_window": [args.start.isoformat(), args.end.isoformat()],
+        "capture_folder": str(args.capture),
+    }
+    try:
+        baseline = baseline_from_capture(batch, args.threshold, described)
+    except InvalidBaseline as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    args.output.write_text(json.dumps(baseline, indent=2) + "\n")
+    print(f"baseline of {len(baseline['brightness'])} records in {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

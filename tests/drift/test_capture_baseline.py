@@ -1,0 +1,57 @@
+"""A reviewed capture window taken as the baseline: clean windows of its kind pass, shifted
+ones are caught."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from lambda_src.drift_monitor.capture_baseline import main
+from lambda_src.drift_monitor.handler import DriftSettings, analyse, parse_capture_text
+from tests.drift.conftest import capture_line, confidences, png_bytes
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def window_text(level: int, seed: int, count: int = 80, low: float = 0.6) -> str:
+    """Photo-like traffic: brightness around ``level`` with a spread, confidences in [low, 1]."""
+    lines = []
+    for index, confidence in enumerate(confidences(count, low, 1.0, seed)):
+        image = png_bytes(level + (index * 37 + seed) % 60 - 30, seed * 1000 + index, size=48)
+        when = START + timedelta(seconds=index)
+        lines.append(capture_line((confidence, 1 - confidence), image, when))
+    return "\n".join(lines) + "\n"
+
+
+def test_a_reviewed_window_becomes_the_baseline_that_later_windows_are_compared_with(
+    tmp_path, capsys
+):
+    capture = tmp_path / "capture" / "AllTraffic" / "2026" / "03" / "01" / "12"
+    capture.mkdir(parents=True)
+    (capture / "a.jsonl").write_text(window_text(140, seed=1))
+    output = tmp_path / "baseline.json"
+    assert main(["--capture", str(tmp_path / "capture"), "--output", str(output)]) == 0
+    baseline = json.loads(output.read_text())
+    assert len(baseline["brightness"]) == 80 and set(baseline["width"]) == {48}
+
+    settings = DriftSettings()
+    end = START + timedelta(hours=1)
+    clean = analyse(
+        parse_capture_text(window_text(140, seed=2), "c"), baseline, settings, START, end
+    )
+    dark = analyse(parse_capture_text(window_text(60, seed=3), "d"), baseline, settings, START, end)
+    unsure = analyse(
+        parse_capture_text(window_text(140, seed=4, low=0.5), "u"), baseline, settings, START, end
+    )
+    assert clean["status"] == "ok" and clean["drift"] is False
+    assert dark["drift"] is True
+    assert unsure["score"] > clean["score"]
+
+
+def test_a_window_outside_the_capture_is_refused(tmp_path, capsys):
+    (tmp_path / "a.jsonl").write_text(window_text(140, seed=1))
+    code = main(
+        ["--capture", str(tmp_path), "--output", str(tmp_path / "b.json")]
+        + ["--start", "2027-01-01T00:00:00Z"]
+    )
+    assert code == 1 and "0 records with a readable image" in capsys.readouterr().err
