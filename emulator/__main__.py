@@ -14,14 +14,11 @@ import json
 import logging
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
 
 from emulator.batch_command import add_batch_parser
+from emulator.cli_workflow import local_workflow, require_files, results_stdout
 from emulator.errors import EmulatorError
 
 DEFAULT_DRIFT_REPORT_ROOT = Path("build/local-mode/drift")
@@ -42,21 +39,6 @@ commands:
   shifted-batch
             send test images, clean or shifted (dark, blur, rotate), through the workflow
 """
-
-
-@contextmanager
-def _results_stdout(log_path: Path | None) -> Iterator[TextIO]:
-    """Keep the real stdout for results; everything else printed (Lambda logs, metrics)
-    goes to ``log_path`` (or stderr), as Lambda output goes to CloudWatch."""
-    real = sys.stdout
-    log = log_path.open("a") if log_path is not None else sys.stderr
-    sys.stdout = log
-    try:
-        yield real
-    finally:
-        sys.stdout = real
-        if log_path is not None:
-            log.close()
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -93,24 +75,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from emulator.assembly import cached_assembly, model_record_for
-    from emulator.workflow import LocalWorkflow
-
-    missing = [str(path) for path in args.files if not path.is_file()]
-    if missing:
-        raise EmulatorError(f"no such file: {', '.join(missing)}")
-    with tempfile.TemporaryDirectory(prefix="emulator-classify-") as workdir:
-        record = model_record_for(args.model, Path(workdir))
-        assembly = args.cdk_out or cached_assembly(record)
-        log_path = args.log or Path(workdir) / "lambda.log"
-        with (
-            _results_stdout(log_path if not args.verbose else None) as out,
-            LocalWorkflow(assembly, record, capture_dir=args.capture_dir) as workflow,
-        ):
-            for path in args.files:
-                outcome = workflow.classify(path)
-                out.write(json.dumps(outcome.as_json()) + "\n")
-                out.flush()
+    require_files(args.files)
+    with local_workflow(args, "classify") as (out, workflow):
+        for path in args.files:
+            outcome = workflow.classify(path)
+            out.write(json.dumps(outcome.as_json()) + "\n")
+            out.flush()
     return 0
 
 
@@ -121,7 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from training.stage_data import StagingError
 
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    with _results_stdout(args.log) as out:
+    with results_stdout(args.log) as out:
         try:
             run_demo(
                 archive=args.archive,
@@ -168,10 +138,8 @@ def cmd_shifted_batch(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from emulator.assembly import cached_assembly, model_record_for
     from emulator.demo import stage
     from emulator.drift import make_batch, send_batch, test_split_images
-    from emulator.workflow import LocalWorkflow
     from training.stage_data import StagingError
 
     if args.count < 1:
@@ -182,28 +150,21 @@ def cmd_shifted_batch(args: argparse.Namespace) -> int:
         raise EmulatorError(f"staging failed: {error}") from error
     images = make_batch(test_split_images(data_root), args.shift, args.count, args.seed)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="emulator-shifted-") as workdir:
-        record = model_record_for(args.model, Path(workdir))
-        assembly = args.cdk_out or cached_assembly(record)
-        log_path = args.log or Path(workdir) / "lambda.log"
-        with (
-            _results_stdout(log_path if not args.verbose else None) as out,
-            LocalWorkflow(assembly, record, capture_dir=args.capture_dir) as workflow,
-        ):
-            summary = send_batch(
-                workflow,
-                images,
-                progress=lambda items: tqdm(
-                    items, desc=f"{args.shift} batch", unit="image", file=sys.stderr
-                ),
-            )
-            summary.update(
-                shift=args.shift,
-                seed=args.seed,
-                capture_dir=str(args.capture_dir),
-                seconds=round(time.perf_counter() - started, 1),
-            )
-            out.write(json.dumps(summary) + "\n")
+    with local_workflow(args, "shifted") as (out, workflow):
+        summary = send_batch(
+            workflow,
+            images,
+            progress=lambda items: tqdm(
+                items, desc=f"{args.shift} batch", unit="image", file=sys.stderr
+            ),
+        )
+        summary.update(
+            shift=args.shift,
+            seed=args.seed,
+            capture_dir=str(args.capture_dir),
+            seconds=round(time.perf_counter() - started, 1),
+        )
+        out.write(json.dumps(summary) + "\n")
     return 0
 
 
@@ -276,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("files", type=Path, nargs="+", metavar="FILE")
     classify.set_defaults(handler=cmd_classify)
-    add_batch_parser(commands, [model_option, assembly_options], _results_stdout)
+    add_batch_parser(commands, [model_option, assembly_options])
 
     demo = commands.add_parser(
         "demo",

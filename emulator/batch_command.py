@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
+from emulator.cli_workflow import local_workflow, require_files
 from emulator.errors import EmulatorError
 
 DESCRIPTION = (
@@ -22,39 +22,28 @@ DESCRIPTION = (
 )
 
 
-def cmd_batch(args: argparse.Namespace, results_stdout) -> int:
-    from emulator.assembly import cached_assembly, model_record_for
+def cmd_batch(args: argparse.Namespace) -> int:
     from emulator.batch import run_batch, upload_batch
-    from emulator.workflow import LocalWorkflow
 
-    missing = [str(path) for path in args.files if not path.is_file()]
-    if missing:
-        raise EmulatorError(f"no such file: {', '.join(missing)}")
-    with tempfile.TemporaryDirectory(prefix="emulator-batch-") as workdir:
-        record = model_record_for(args.model, Path(workdir))
-        assembly = args.cdk_out or cached_assembly(record)
-        log_path = args.log or Path(workdir) / "lambda.log"
-        with (
-            results_stdout(log_path if not args.verbose else None) as out,
-            LocalWorkflow(assembly, record, capture_dir=args.capture_dir) as workflow,
-        ):
-            if workflow.spec.batch is None:
-                raise EmulatorError(
-                    f"{assembly} has no batch state machine: synthesize with -c batch_mode=true"
-                )
-            prefix, keys = upload_batch(
-                workflow, ((str(path), path.read_bytes()) for path in args.files)
+    require_files(args.files)
+    with local_workflow(args, "batch") as (out, workflow):
+        if workflow.spec.batch is None:
+            raise EmulatorError(
+                "the synthesized app has no batch state machine: synthesize with -c batch_mode=true"
             )
-            run = run_batch(workflow, prefix, timeout=args.timeout)
-            for outcome in run.outcomes(keys):
-                out.write(json.dumps(outcome.as_json()) + "\n")
-            out.flush()
-            print(json.dumps(run.summary()), file=sys.stderr)
+        prefix, keys = upload_batch(
+            workflow, ((str(path), path.read_bytes()) for path in args.files)
+        )
+        run = run_batch(workflow, prefix, timeout=args.timeout)
+        for outcome in run.outcomes(keys):
+            out.write(json.dumps(outcome.as_json()) + "\n")
+        out.flush()
+        print(json.dumps(run.summary()), file=sys.stderr)
     return 0
 
 
 def add_batch_parser(
-    commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser], results_stdout
+    commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
 ) -> None:
     """The ``batch`` subcommand; ``parents`` give --model, --cdk-out and --log."""
     batch = commands.add_parser(
@@ -77,4 +66,4 @@ def add_batch_parser(
         help="give up waiting for the batch after this long (default: 3600)",
     )
     batch.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    batch.set_defaults(handler=lambda args: cmd_batch(args, results_stdout))
+    batch.set_defaults(handler=cmd_batch)

@@ -1,0 +1,57 @@
+"""What the commands that run the local workflow share: the model record and the assembly
+for ``--model`` and ``--cdk-out``, results on the real stdout, everything else in ``--log``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from emulator.errors import EmulatorError
+
+if TYPE_CHECKING:
+    from emulator.workflow import LocalWorkflow
+
+
+@contextmanager
+def results_stdout(log_path: Path | None) -> Iterator[TextIO]:
+    """Keep the real stdout for results; everything else printed (Lambda logs, metrics)
+    goes to ``log_path`` (or stderr), as Lambda output goes to CloudWatch."""
+    real = sys.stdout
+    log = log_path.open("a") if log_path is not None else sys.stderr
+    sys.stdout = log
+    try:
+        yield real
+    finally:
+        sys.stdout = real
+        if log_path is not None:
+            log.close()
+
+
+def require_files(paths: Iterable[Path]) -> None:
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise EmulatorError(f"no such file: {', '.join(missing)}")
+
+
+@contextmanager
+def local_workflow(
+    args: argparse.Namespace, purpose: str
+) -> Iterator[tuple[TextIO, LocalWorkflow]]:
+    """The results stream and the running local workflow of ``args.model``."""
+    from emulator.assembly import cached_assembly, model_record_for
+    from emulator.workflow import LocalWorkflow
+
+    with tempfile.TemporaryDirectory(prefix=f"emulator-{purpose}-") as workdir:
+        record = model_record_for(args.model, Path(workdir))
+        assembly = args.cdk_out or cached_assembly(record)
+        log_path = args.log or Path(workdir) / "lambda.log"
+        with (
+            results_stdout(None if args.verbose else log_path) as out,
+            LocalWorkflow(assembly, record, capture_dir=args.capture_dir) as workflow,
+        ):
+            yield out, workflow
