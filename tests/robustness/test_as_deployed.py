@@ -8,6 +8,7 @@ that says what is wrong, not a hang or a crash.
 import json
 import os
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,23 @@ from tests.robustness.support import assembly_copy, put, resource_of_type, runni
 
 pytestmark = pytest.mark.e2e
 WORKFLOW_TEMPLATE = "SconesWorkflow.template.json"
+
+
+def without_serialize_read(app, tmp_path: Path, prefix: str) -> Path:
+    """A copy of ``app``'s assembly in which serialize's role may not read ``prefix``."""
+    outdir = assembly_copy(app.outdir, tmp_path / "cdk.out")
+    template = json.loads((outdir / WORKFLOW_TEMPLATE).read_text())
+    _, policy = resource_of_type(template, "AWS::IAM::Policy", "SerializeImageFunctionRole")
+    (read,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "s3:GetObject*" in s["Action"]
+    ]
+    kept = [r for r in read["Resource"] if f"/{prefix}*" not in json.dumps(r)]
+    assert len(kept) == len(read["Resource"]) - 1
+    read["Resource"] = kept
+    (outdir / WORKFLOW_TEMPLATE).write_text(json.dumps(template))
+    return outdir
 
 
 def test_every_function_runs_as_its_own_role_and_access_control_is_on(local_app):
@@ -35,18 +53,7 @@ def test_every_function_runs_as_its_own_role_and_access_control_is_on(local_app)
 def test_a_grant_removed_from_the_template_fails_the_execution_as_access_denied(
     local_app, tmp_path
 ):
-    outdir = assembly_copy(local_app.outdir, tmp_path / "cdk.out")
-    template = json.loads((outdir / WORKFLOW_TEMPLATE).read_text())
-    _, policy = resource_of_type(template, "AWS::IAM::Policy", "SerializeImageFunctionRole")
-    (read,) = [
-        s
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if "s3:GetObject*" in s["Action"]
-    ]
-    kept = [r for r in read["Resource"] if "/incoming/*" not in json.dumps(r)]
-    assert len(kept) == len(read["Resource"]) - 1
-    read["Resource"] = kept
-    (outdir / WORKFLOW_TEMPLATE).write_text(json.dumps(template))
+    outdir = without_serialize_read(local_app, tmp_path, "incoming/")
 
     with running_workflow(SimpleNamespace(outdir=outdir), THRESHOLD="0.5") as workflow:
         key = "incoming/as-deployed/denied.png"
@@ -146,18 +153,7 @@ def test_the_batch_result_writer_puts_the_results_as_the_batch_role(local_app, t
 
 def test_batch_children_invoke_the_functions_that_run_as_their_own_roles(local_app, tmp_path):
     """serialize reads batch/* only by the grant the batch stack adds to its role."""
-    outdir = assembly_copy(local_app.outdir, tmp_path / "cdk.out")
-    template = json.loads((outdir / WORKFLOW_TEMPLATE).read_text())
-    _, policy = resource_of_type(template, "AWS::IAM::Policy", "SerializeImageFunctionRole")
-    (read,) = [
-        s
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if "s3:GetObject*" in s["Action"]
-    ]
-    kept = [r for r in read["Resource"] if "/batch/*" not in json.dumps(r)]
-    assert len(kept) == len(read["Resource"]) - 1
-    read["Resource"] = kept
-    (outdir / WORKFLOW_TEMPLATE).write_text(json.dumps(template))
+    outdir = without_serialize_read(local_app, tmp_path, "batch/")
     run, [outcome] = run_a_batch(SimpleNamespace(outdir=outdir), ["unreadable.png"])
     assert (run.status, run.map_run_status) == ("FAILED", "FAILED")  # 1 of 1 failed > 50 %
     assert (outcome.status, outcome.error) == ("FAILED", "AccessDenied")
