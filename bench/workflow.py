@@ -104,8 +104,10 @@ def run(
         order = task_chain(workflow)
         keys = []
         for index, body in enumerate(bodies):
-            key = f"bench/{index:03d}.png"
-            workflow.upload(body, key)  # outside incoming/: starts nothing
+            # Under batch/, which serialize's role may read (IAM is enforced) and which starts
+            # no execution (the rule starts on incoming/ only).
+            key = f"batch/bench/{index:03d}.png"
+            workflow.upload(body, key)
             keys.append(key)
 
         def direct(key: str) -> None:
