@@ -8,6 +8,11 @@ from pathlib import Path
 
 import boto3
 
+# The fields of one line that `classify` and `batch` print (emulator.workflow.Outcome).
+OUTCOME_FIELDS = frozenset(
+    {"file", "s3_key", "status", "label", "confidence", "inferences", "error", "cause"}
+    | {"duration_ms"}
+)
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
 
 STUB_INFERENCE = textwrap.dedent(

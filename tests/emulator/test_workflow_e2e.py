@@ -15,6 +15,7 @@ from emulator.endpoint import Fault
 from emulator.sim_clock import SimClock, compressed_retry_waits
 from emulator.workflow import LocalWorkflow
 from stacks.config import capacity_retry_attempts
+from tests.emulator.emulator_fixtures import OUTCOME_FIELDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -205,17 +206,7 @@ def test_the_classify_command(assembly, trained, images, tmp_path):
     assert completed.returncode == 0, completed.stderr
     lines = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(images["bicycle"][2]), str(text_file)]
-    assert set(lines[0]) == {
-        "file",
-        "s3_key",
-        "status",
-        "label",
-        "confidence",
-        "inferences",
-        "error",
-        "cause",
-        "duration_ms",
-    }
+    assert set(lines[0]) == OUTCOME_FIELDS
     assert lines[0]["status"] in ("SUCCEEDED", "FAILED")
     assert lines[1]["status"] == "FAILED" and lines[1]["error"] == "InvalidImage"
     assert list((tmp_path / "capture").rglob("*.jsonl"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator.emulator_fixtures import OUTCOME_FIELDS
 from tests.robustness import inputs
 from tests.robustness.support import assembly_copy, resource_of_type
 
@@ -45,17 +46,7 @@ def test_the_batch_command_prints_one_line_per_file_from_the_batch_results(local
     assert [line["file"] for line in lines] == [str(image), str(text_file), str(image)]
     assert len({line["s3_key"] for line in lines}) == 3
     assert all(line["s3_key"].startswith("batch/") for line in lines)
-    assert set(lines[0]) == {
-        "file",
-        "s3_key",
-        "status",
-        "label",
-        "confidence",
-        "inferences",
-        "error",
-        "cause",
-        "duration_ms",
-    }
+    assert set(lines[0]) == OUTCOME_FIELDS
     assert [line["status"] for line in lines] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
     assert lines[1]["error"] == "InvalidImage"
     summary = json.loads(completed.stderr.strip().splitlines()[-1])
