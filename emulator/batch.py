@@ -21,8 +21,8 @@ from typing import Any
 
 from emulator.errors import WorkflowError
 from emulator.workflow import TERMINAL, LocalWorkflow, Outcome
+from stacks.names import BATCH_PREFIX
 
-BATCH_PREFIX = "batch/"
 # The files' status when the batch ended before their item ran (not in any result file).
 NOT_RUN = "NOT_RUN"
 

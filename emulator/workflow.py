@@ -50,9 +50,9 @@ from emulator.lambda_runtime import LambdaRuntime
 from emulator.local_aws import default_session, moto_server, placeholder_zip, process_environment
 from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
 from emulator.xray import XRayListener
+from stacks.names import INCOMING_PREFIX
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
-INCOMING_PREFIX = "incoming/"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 

@@ -10,7 +10,8 @@ from constructs import Construct
 
 from stacks.config import Settings
 from stacks.constructs.classification_steps import FAILURES_BY_STEP, classification_chain
-from stacks.storage_stack import BATCH_PREFIX, BATCH_RESULTS_PREFIX, StorageStack
+from stacks.names import BATCH_PREFIX, BATCH_RESULTS_PREFIX
+from stacks.storage_stack import StorageStack
 from stacks.workflow_stack import WorkflowStack
 
 # The capacity retry budget of a batch item: inside an Express child's 5-minute limit.

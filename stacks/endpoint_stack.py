@@ -13,7 +13,8 @@ from stacks.constructs.classifier_endpoint import (
     EndpointScaling,
 )
 from stacks.model_record import ModelRecord
-from stacks.storage_stack import CAPTURE_PREFIX, StorageStack
+from stacks.names import CAPTURE_PREFIX
+from stacks.storage_stack import StorageStack
 
 
 class EndpointStack(Stack):

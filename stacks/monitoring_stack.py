@@ -24,13 +24,14 @@ from stacks.constructs.project_key import project_key
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.drift_baseline import DRIFT_MONITOR_SOURCE, drift_baseline
 from stacks.endpoint_stack import EndpointStack
-from stacks.storage_stack import (
+from stacks.names import (
     CAPTURE_PREFIX,
     DRIFT_BASELINE_KEY,
     DRIFT_REPORTS_PREFIX,
-    StorageStack,
+    METRICS_NAMESPACE,
 )
-from stacks.workflow_stack import METRICS_NAMESPACE, WorkflowStack
+from stacks.storage_stack import StorageStack
+from stacks.workflow_stack import WorkflowStack
 
 # Rates (low confidence, failed executions, function errors) need this many events in a
 # period before they can alarm: one odd image in a quiet quarter-hour is not an incident.

@@ -13,16 +13,16 @@ from constructs import Construct
 from stacks.checkov import skip_checks
 from stacks.config import Settings
 from stacks.constructs.project_key import project_key
-
-INCOMING_PREFIX = "incoming/"
-DATA_PREFIX = "data/"
-MODELS_PREFIX = "models/"
-CHECKPOINTS_PREFIX = "checkpoints/"
-CAPTURE_PREFIX = "data-capture/"
-BATCH_PREFIX = "batch/"
-BATCH_RESULTS_PREFIX = "batch-results/"
-DRIFT_BASELINE_KEY = "monitoring/baseline/baseline.json"
-DRIFT_REPORTS_PREFIX = "monitoring/reports/"
+from stacks.names import (
+    BUCKET_PARAMETER,
+    CAPTURE_PREFIX,
+    CHECKPOINTS_PREFIX,
+    DATA_PREFIX,
+    DRIFT_REPORTS_PREFIX,
+    INCOMING_PREFIX,
+    MODELS_PREFIX,
+    ROLE_PARAMETER,
+)
 
 
 class StorageStack(Stack):
@@ -134,14 +134,14 @@ class StorageStack(Stack):
         self.bucket_name_parameter = ssm.StringParameter(
             self,
             "BucketNameParameter",
-            parameter_name=f"{settings.ssm_prefix}/data-bucket-name",
+            parameter_name=f"{settings.ssm_prefix}/{BUCKET_PARAMETER}",
             string_value=self.bucket.bucket_name,
             description="Read by training/train.py",
         )
         ssm.StringParameter(
             self,
             "TrainingRoleParameter",
-            parameter_name=f"{settings.ssm_prefix}/sagemaker-training-role-arn",
+            parameter_name=f"{settings.ssm_prefix}/{ROLE_PARAMETER}",
             string_value=self.training_role.role_arn,
             description="Read by training/train.py",
         )

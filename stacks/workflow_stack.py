@@ -21,10 +21,10 @@ from stacks.constructs.classification_steps import FAILURES_BY_STEP, classificat
 from stacks.constructs.project_key import project_key
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.endpoint_stack import EndpointStack
-from stacks.storage_stack import INCOMING_PREFIX, StorageStack
+from stacks.names import INCOMING_PREFIX, METRICS_NAMESPACE
+from stacks.storage_stack import StorageStack
 
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
-METRICS_NAMESPACE = "SconesUnlimited"
 
 
 class WorkflowStack(Stack):

@@ -26,6 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tqdm import tqdm
 
+from stacks.names import (
+    BUCKET_PARAMETER,
+    CHECKPOINTS_PREFIX,
+    DATA_PREFIX,
+    MODELS_PREFIX,
+    ROLE_PARAMETER,
+    ssm_prefix,
+)
 from training.framework import FRAMEWORK_VERSION, PY_VERSION
 
 if TYPE_CHECKING:
@@ -35,12 +43,7 @@ if TYPE_CHECKING:
 MODEL_SOURCE_DIR = Path(__file__).resolve().parent / "model"
 ENTRY_POINT = "train_model.py"
 SOURCE_MODULES = ("train_model.py", "inference.py", "network.py")
-DEFAULT_SSM_PREFIX = "/scones-unlimited"
-BUCKET_PARAMETER = "data-bucket-name"
-ROLE_PARAMETER = "sagemaker-training-role-arn"
-DATA_PREFIX = "data"
-MODELS_PREFIX = "models"
-CHECKPOINTS_PREFIX = "checkpoints"
+DEFAULT_SSM_PREFIX = ssm_prefix()
 CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHANNELS = ("train", "test")
 # SageMaker metric name -> the entry point's log key (also the model record's metric name).
@@ -142,7 +145,7 @@ def pack_source_dir(dest: Path) -> Path:
 
 def upload_source(s3_client: Any, bucket: str, job_name: str, workdir: Path) -> str:
     archive = pack_source_dir(workdir / "sourcedir.tar.gz")
-    key = f"{MODELS_PREFIX}/{job_name}/source/sourcedir.tar.gz"
+    key = f"{MODELS_PREFIX}{job_name}/source/sourcedir.tar.gz"
     s3_client.upload_file(str(archive), bucket, key)
     return f"s3://{bucket}/{key}"
 
@@ -186,7 +189,7 @@ def training_job_arguments(options: JobOptions, source_uri: str) -> dict[str, An
                 data_source=shapes.DataSource(
                     s3_data_source=shapes.S3DataSource(
                         s3_data_type="S3Prefix",
-                        s3_uri=f"s3://{bucket}/{DATA_PREFIX}/{channel}/",
+                        s3_uri=f"s3://{bucket}/{DATA_PREFIX}{channel}/",
                         s3_data_distribution_type="FullyReplicated",
                     )
                 ),
@@ -195,7 +198,7 @@ def training_job_arguments(options: JobOptions, source_uri: str) -> dict[str, An
             for channel in CHANNELS
         ],
         "output_data_config": shapes.OutputDataConfig(
-            s3_output_path=f"s3://{bucket}/{MODELS_PREFIX}/"
+            s3_output_path=f"s3://{bucket}/{MODELS_PREFIX}"
         ),
         "resource_config": shapes.ResourceConfig(
             instance_type=options.instance_type,
@@ -212,7 +215,7 @@ def training_job_arguments(options: JobOptions, source_uri: str) -> dict[str, An
     }
     if options.spot:
         arguments["checkpoint_config"] = shapes.CheckpointConfig(
-            s3_uri=f"s3://{bucket}/{CHECKPOINTS_PREFIX}/{options.job_name}/",
+            s3_uri=f"s3://{bucket}/{CHECKPOINTS_PREFIX}{options.job_name}/",
             local_path=CONTAINER_CHECKPOINT_DIR,
         )
     return arguments

@@ -10,6 +10,7 @@ Labels come from ``fine_labels`` only, never from file names. Uploading to S3 sk
 object whose content is already there unchanged.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project import it affects)
 from __future__ import annotations
 
 import argparse
@@ -29,6 +30,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+if __package__ in (None, ""):  # run as a script: make the project's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stacks.names import DATA_PREFIX
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 OFFICIAL_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
@@ -335,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.bucket:
             import boto3
 
-            report = upload_folder(staged.root, args.bucket, "data", boto3.client("s3"))
+            report = upload_folder(staged.root, args.bucket, DATA_PREFIX, boto3.client("s3"))
             print(f"uploaded {report.uploaded} file(s), {report.unchanged} already there unchanged")
     except StagingError as error:
         print(f"error: {error}", file=sys.stderr)

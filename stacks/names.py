@@ -1,0 +1,29 @@
+"""The names the stacks, training and the local mode share: one home for each.
+
+The bucket's layout, the metric namespace and the SSM parameters the storage stack publishes.
+The class names are the model's: they travel in the model record (``class_names``).
+"""
+
+from __future__ import annotations
+
+PROJECT_NAME = "scones-unlimited"
+METRICS_NAMESPACE = "SconesUnlimited"
+
+# The project bucket's layout.
+INCOMING_PREFIX = "incoming/"
+DATA_PREFIX = "data/"
+MODELS_PREFIX = "models/"
+CHECKPOINTS_PREFIX = "checkpoints/"
+CAPTURE_PREFIX = "data-capture/"
+BATCH_PREFIX = "batch/"
+BATCH_RESULTS_PREFIX = "batch-results/"
+DRIFT_BASELINE_KEY = "monitoring/baseline/baseline.json"
+DRIFT_REPORTS_PREFIX = "monitoring/reports/"
+
+# The SSM parameters under ``/<project_name>`` where training/train.py finds the stack's names.
+BUCKET_PARAMETER = "data-bucket-name"
+ROLE_PARAMETER = "sagemaker-training-role-arn"
+
+
+def ssm_prefix(project_name: str = PROJECT_NAME) -> str:
+    return f"/{project_name}"
