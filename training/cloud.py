@@ -42,7 +42,17 @@ if TYPE_CHECKING:
 
 MODEL_SOURCE_DIR = Path(__file__).resolve().parent / "model"
 ENTRY_POINT = "train_model.py"
-SOURCE_MODULES = ("train_model.py", "inference.py", "network.py")
+SOURCE_MODULES = (
+    "train_model.py",
+    "hyperparameters.py",
+    "training_data.py",
+    "augmentation.py",
+    "fitting.py",
+    "ensemble.py",
+    "artifact.py",
+    "inference.py",
+    "network.py",
+)
 DEFAULT_SSM_PREFIX = ssm_prefix()
 CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHANNELS = ("train", "test")

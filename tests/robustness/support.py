@@ -26,24 +26,17 @@ def untrained_model_archive(directory: Path, seed: int = 0) -> Path:
     """``model.tar.gz`` as training writes it (weights, config, ``code/``), weights untrained."""
     import torch
 
-    from training.train import entry_point_module, pack_model_dir
+    from training.cloud import MODEL_SOURCE_DIR
+    from training.evaluate import import_from_folder
+    from training.train import pack_model_dir
 
-    entry = entry_point_module()
+    defaults = import_from_folder(MODEL_SOURCE_DIR, "hyperparameters").Hyperparameters()
+    artifact = import_from_folder(MODEL_SOURCE_DIR, "artifact")
     torch.manual_seed(seed)
-    defaults = entry.Hyperparameters()
-    network = entry.build_network(defaults.architecture, defaults.width, members=defaults.members)
-    config = {
-        "architecture": defaults.architecture,
-        "width": defaults.width,
-        "members": defaults.members,
-        "class_names": list(entry.CLASS_NAMES),
-        "input_size": entry.INPUT_SIZE,
-        "mean": [0.5, 0.5, 0.5],
-        "std": [0.25, 0.25, 0.25],
-        "flip_average": True,
-    }
+    network = artifact.build_ensemble(defaults)
+    config = artifact.model_config(defaults, ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]))
     model_dir = directory / "model"
-    entry._write_model_dir(model_dir, network.state_dict(), config)
+    artifact.write_model_dir(model_dir, network.state_dict(), config)
     return pack_model_dir(model_dir, directory / "model.tar.gz")
 
 

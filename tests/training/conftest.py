@@ -63,8 +63,8 @@ def staged(make_archive, tmp_path: Path) -> Path:
 def model_dir(tmp_path: Path) -> Path:
     """An untrained (seeded) model folder in the artifact layout, small enough to be fast."""
     import torch
+    from artifact import SHIPPED_MODULES
     from network import CLASS_NAMES, build_network
-    from train_model import SHIPPED_MODULES
 
     torch.manual_seed(0)
     directory = tmp_path / "model"

@@ -237,7 +237,7 @@ def test_cloud_mode_launches_waits_evaluates_and_writes_record(
     source = tmp_path / "source.tar.gz"
     s3.download_file(BUCKET, f"models/{JOB}/source/sourcedir.tar.gz", str(source))
     with tarfile.open(source) as tar:
-        assert sorted(tar.getnames()) == ["inference.py", "network.py", "train_model.py"]
+        assert sorted(tar.getnames()) == sorted(p.name for p in cloud.MODEL_SOURCE_DIR.glob("*.py"))
 
 
 @mock_aws

@@ -70,11 +70,11 @@ def test_entry_point_resumes_from_its_spot_checkpoint(staged, tmp_path, capsys):
 
 
 def test_entry_point_names_a_missing_class_folder(tmp_path):
-    import train_model
+    import training_data
 
     (tmp_path / "train" / "bicycle").mkdir(parents=True)
-    with pytest.raises(train_model.TrainingDataError, match="bicycle holds no PNG"):
-        train_model.load_image_folder(tmp_path / "train")
+    with pytest.raises(training_data.TrainingDataError, match="bicycle holds no PNG"):
+        training_data.load_image_folder(tmp_path / "train")
 
 
 def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_path):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import augmentation
+import fitting
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import train_model
+import training_data
 from entry_point_runs import run_entry_point
 
 
@@ -23,7 +25,7 @@ def saved_weights(out) -> dict[str, torch.Tensor]:
 
 def test_augment_takes_a_padded_window_mirrored_or_not():
     images = torch.rand(16, 3, 32, 32)
-    augmented = train_model.augment(images, torch.Generator().manual_seed(3))
+    augmented = augmentation.augment(images, torch.Generator().manual_seed(3))
 
     padded = F.pad(images, (4, 4, 4, 4), mode="reflect")
     mirrored = 0
@@ -40,7 +42,7 @@ def test_augment_takes_a_padded_window_mirrored_or_not():
 
 def test_cut_out_zeroes_one_square_per_image_and_nothing_when_off():
     images = torch.ones(64, 3, 32, 32)
-    holed = train_model.cut_out(images, 8, torch.Generator().manual_seed(0))
+    holed = augmentation.cut_out(images, 8, torch.Generator().manual_seed(0))
 
     zeroed = (holed == 0).all(dim=1)
     assert torch.equal(zeroed, (holed == 0).any(dim=1))  # the same pixels in every channel
@@ -49,15 +51,15 @@ def test_cut_out_zeroes_one_square_per_image_and_nothing_when_off():
     for mask in zeroed:
         rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
         assert mask.sum() == len(rows) * len(cols)  # one rectangle
-    assert torch.equal(train_model.cut_out(images, 0, torch.Generator()), images)
+    assert torch.equal(augmentation.cut_out(images, 0, torch.Generator()), images)
 
 
 def test_trivial_augment_gives_each_image_one_operation_of_its_own():
     images = torch.rand(48, 3, 32, 32)
-    augmented = train_model.trivial_augment(images, torch.Generator().manual_seed(1))
+    augmented = augmentation.trivial_augment(images, torch.Generator().manual_seed(1))
 
     replay = torch.Generator().manual_seed(1)
-    operations = train_model.AUGMENT_OPERATIONS
+    operations = augmentation.AUGMENT_OPERATIONS
     choice = torch.randint(0, len(operations), (48,), generator=replay)
     strength = torch.rand(48, generator=replay) * 2 - 1
     assert len(set(choice.tolist())) > len(operations) // 2
@@ -70,7 +72,7 @@ def test_trivial_augment_gives_each_image_one_operation_of_its_own():
 @pytest.mark.parametrize("index", range(9))
 def test_augment_operations_change_nothing_at_zero_strength(index):
     images = torch.rand(4, 3, 32, 32)
-    unchanged = train_model.AUGMENT_OPERATIONS[index](images, torch.zeros(4))
+    unchanged = augmentation.AUGMENT_OPERATIONS[index](images, torch.zeros(4))
     assert torch.allclose(unchanged, images, atol=1e-5)
 
 
@@ -78,13 +80,13 @@ def test_members_hold_out_disjoint_stratified_validation_folds():
     labels = np.repeat([0, 1], 50)
     held_out = []
     for fold in range(3):
-        train_idx, val_idx = train_model.split_validation(labels, 0.1, seed=4, fold=fold)
+        train_idx, val_idx = training_data.split_validation(labels, 0.1, seed=4, fold=fold)
         assert sorted([*train_idx, *val_idx]) == list(range(100))
         assert np.bincount(labels[val_idx]).tolist() == [5, 5]
         held_out.append(set(val_idx.tolist()))
     assert not (held_out[0] & held_out[1] or held_out[0] & held_out[2] or held_out[1] & held_out[2])
     with pytest.raises(ValueError, match="lower --validation-fraction or --members"):
-        train_model.split_validation(labels, 0.3, seed=4, fold=3)
+        training_data.split_validation(labels, 0.3, seed=4, fold=3)
 
 
 def test_the_artifact_averages_the_members_each_selected_on_its_own_fold(staged, tmp_path):
@@ -121,17 +123,17 @@ def test_a_run_interrupted_in_a_later_member_resumes_there_and_ends_the_same(
 ):
     uninterrupted = run(staged, tmp_path / "whole", "--members", "2")
     checkpoints = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
-    original_run_epoch = train_model.Fit.run_epoch
+    original_run_epoch = fitting.Fit.run_epoch
 
     def spot_interruption(fit, epoch):
         if (fit.member, epoch) == (1, 2):
             raise KeyboardInterrupt("spot capacity reclaimed")
         return original_run_epoch(fit, epoch)
 
-    monkeypatch.setattr(train_model.Fit, "run_epoch", spot_interruption)
+    monkeypatch.setattr(fitting.Fit, "run_epoch", spot_interruption)
     with pytest.raises(KeyboardInterrupt):
         run(staged, tmp_path / "resumed", "--members", "2", *checkpoints)
-    monkeypatch.setattr(train_model.Fit, "run_epoch", original_run_epoch)
+    monkeypatch.setattr(fitting.Fit, "run_epoch", original_run_epoch)
     capsys.readouterr()
 
     resumed = run(staged, tmp_path / "resumed", "--members", "2", *checkpoints)
@@ -145,7 +147,7 @@ def test_a_run_interrupted_in_a_later_member_resumes_there_and_ends_the_same(
 
 def test_an_early_stopped_run_does_not_train_on_when_resumed(staged, tmp_path, monkeypatch, capsys):
     losses = iter([0.5, 0.6, 0.7, 0.8])
-    monkeypatch.setattr(train_model, "evaluate_logits", lambda *args: (next(losses), 0.5, 0.01))
+    monkeypatch.setattr(fitting, "evaluate_logits", lambda *args: (next(losses), 0.5, 0.01))
     options = ["--epochs", "4", "--patience", "1", "--members", "1"]
     checkpoints = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
     stopped = run(staged, tmp_path, *options, *checkpoints)
@@ -160,7 +162,7 @@ def test_selection_takes_the_latest_epoch_within_one_standard_error_of_the_lowes
     staged, tmp_path, monkeypatch
 ):
     outcomes = iter([(0.50, 0.8, 0.05), (0.54, 0.7, 0.05), (0.70, 0.9, 0.05)])
-    monkeypatch.setattr(train_model, "evaluate_logits", lambda *args: next(outcomes))
+    monkeypatch.setattr(fitting, "evaluate_logits", lambda *args: next(outcomes))
     metrics = run(staged, tmp_path, "--epochs", "3", "--members", "1")
     assert metrics["best_epochs"] == [2]  # 0.54 is within 0.05 of 0.50; 0.70 is not
     assert (metrics["val_loss"], metrics["val_accuracy"]) == (0.54, 0.7)
@@ -173,18 +175,18 @@ def test_an_ensemble_of_no_members_is_refused(staged, tmp_path):
 
 def test_photo_augment_shrinks_the_subject_and_blurs_only_when_asked():
     images = torch.rand(32, 3, 32, 32)
-    untouched = train_model.photo_augment(images.clone(), 0.0, 0.0, torch.Generator())
+    untouched = augmentation.photo_augment(images.clone(), 0.0, 0.0, torch.Generator())
     assert torch.allclose(untouched, images, atol=1e-6)
 
     centre = torch.zeros(1, 3, 32, 32)
     centre[..., 8:24, 8:24] = 1.0  # a bright 16x16 subject on black
-    zoomed = train_model.photo_augment(
+    zoomed = augmentation.photo_augment(
         centre.repeat(16, 1, 1, 1), 1.0, 0.0, torch.Generator().manual_seed(1)
     )
     bright = (zoomed > 0.5).float().sum(dim=(1, 2, 3)) / 3
     assert (bright <= 256).all() and (bright >= 0.3 * 256).all()  # 60-100% of the side
     assert bright.mean() < 0.8 * 256
 
-    blurred = train_model.photo_augment(images.clone(), 0.0, 1.0, torch.Generator().manual_seed(2))
+    blurred = augmentation.photo_augment(images.clone(), 0.0, 1.0, torch.Generator().manual_seed(2))
     neighbour_gap = (blurred[..., 1:] - blurred[..., :-1]).abs().mean()
     assert neighbour_gap < 0.5 * (images[..., 1:] - images[..., :-1]).abs().mean()
