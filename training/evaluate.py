@@ -65,7 +65,7 @@ def import_from_folder(folder: Path, module: str) -> ModuleType:
     and its sibling imports from ``folder`` only, leaving ``sys.path`` and the other loaded
     modules of the same names untouched.
     """
-    isolated = (module, *ARTIFACT_MODULES)
+    isolated = {module, *ARTIFACT_MODULES, *(path.stem for path in folder.glob("*.py"))}
     saved = {name: sys.modules.pop(name) for name in isolated if name in sys.modules}
     sys.path.insert(0, str(folder))
     try:
