@@ -244,7 +244,9 @@ class Settings:
     autoscaling_min_capacity: int = option(
         integers(1, 100), "fewest instances autoscaling keeps (the idle cost); at most the max"
     )
-    autoscaling_max_capacity: int = option(integers(1, 100), "most instances autoscaling adds")
+    autoscaling_max_capacity: int = option(
+        integers(1, 100), "most instances autoscaling scales out to"
+    )
     autoscaling_invocations_per_instance: int = option(
         integers(1, 1_000_000),
         "target invocations per instance per minute ([scale](docs/operations.md#scale))",
@@ -276,7 +278,7 @@ class Settings:
         "days the log groups the stacks create keep their events",
     )
     workflow_timeout_minutes: int = option(
-        integers(1, 60), "an execution's timeout; more than `capacity_retry_minutes`"
+        integers(1, 60), "a workflow execution's timeout; more than `capacity_retry_minutes`"
     )
     alarm_email: str | None = option(
         Matching(EMAIL_PATTERN, "ops@example.com", "an e-mail address"),
