@@ -1,11 +1,19 @@
-"""Typed, validated settings read once from the CDK context (cdk.json, then `-c key=value`)."""
+"""Typed, validated settings read once from the CDK context (cdk.json, then `-c key=value`).
+
+Each key is declared once, as a field of `Settings` carrying its `Option`: how its value is
+parsed and checked, and what it sets. `Settings.from_context` is built from those fields, and
+so is the configuration table in README.md (`python -m stacks.config --markdown`, with the
+defaults from cdk.json); `tests/stacks/test_config_table.py` keeps the two in step.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +51,8 @@ PROJECT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # SageMaker blue/green traffic shifting modes (TrafficRoutingConfig.Type).
 TRAFFIC_ROUTING_TYPES = ("CANARY", "LINEAR", "ALL_AT_ONCE")
-# The autoscaling target is the measured saturation rate x this factor x 60 (README, Scale).
+# The autoscaling target is the measured saturation rate x this factor x 60
+# (docs/operations.md, Scale).
 AUTOSCALING_SAFETY_FACTOR = 0.5
 # Seconds one classify call holds its Lambda: the endpoint's measured p99 of 54 ms, rounded up
 # for the network hop and the serving container's front end.
@@ -63,44 +72,119 @@ class ConfigError(ValueError):
     """A context value is missing or outside its allowed range."""
 
 
-def _number(
-    key: str, raw: Any, low: float, high: float, *, low_open: bool = False, integer: bool = False
-) -> float | int:
-    kind = "an integer" if integer else "a number"
-    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-    try:
-        value = int(str(raw)) if integer else float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"context {key}={raw!r} is not {kind}; allowed: {bounds}") from None
-    below = value <= low if low_open else value < low
-    if below or value > high:
-        raise ConfigError(f"context {key}={raw!r} is out of range; allowed: {bounds}")
-    return value
+@dataclass(frozen=True)
+class Number:
+    """A number in [low, high], or (low, high] when ``low_open``; an integer if ``integer``."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    integer: bool = False
+
+    @property
+    def bounds(self) -> str:
+        low, high = (f"{x:g}" if x % 1 else f"{int(x)}" for x in (self.low, self.high))
+        return f"{'(' if self.low_open else '['}{low}, {high}]"
+
+    @property
+    def allowed(self) -> str:
+        return f"{'an integer' if self.integer else 'a number'} in {self.bounds}"
+
+    def __call__(self, key: str, raw: Any) -> float | int:
+        try:
+            value = int(str(raw)) if self.integer else float(raw)
+        except (TypeError, ValueError):
+            problem = f"is not {'an integer' if self.integer else 'a number'}"
+        else:
+            below = value <= self.low if self.low_open else value < self.low
+            if not below and value <= self.high:
+                return value
+            problem = "is out of range"
+        raise ConfigError(f"context {key}={raw!r} {problem}; allowed: {self.bounds}")
 
 
-def _matching(key: str, raw: Any, pattern: re.Pattern[str], example: str) -> str:
-    value = str(raw)
-    if not pattern.match(value):
-        raise ConfigError(
-            f"context {key}={raw!r} has an unknown format; allowed: {pattern.pattern} "
-            f"(for example {example})"
-        )
-    return value
+@dataclass(frozen=True)
+class Matching:
+    """A string matching ``pattern``; ``allowed`` says it in words for the table."""
+
+    pattern: re.Pattern[str]
+    example: str
+    allowed: str
+
+    def __call__(self, key: str, raw: Any) -> str:
+        value = str(raw)
+        if not self.pattern.match(value):
+            raise ConfigError(
+                f"context {key}={raw!r} has an unknown format; allowed: {self.pattern.pattern} "
+                f"(for example {self.example})"
+            )
+        return value
 
 
-def _one_of(key: str, raw: Any, allowed: tuple[str, ...]) -> str:
-    value = str(raw)
-    if value not in allowed:
-        raise ConfigError(f"context {key}={raw!r} is not allowed; allowed: {', '.join(allowed)}")
-    return value
+@dataclass(frozen=True)
+class Choice:
+    """One of ``choices``: words, or integers (the CloudWatch Logs retentions)."""
+
+    choices: tuple[str, ...] | tuple[int, ...]
+    what: str = "allowed"
+
+    @property
+    def allowed(self) -> str:
+        shown = [f"`{choice}`" for choice in self.choices]
+        return ", ".join(shown if len(shown) < 9 else [*shown[:8], "...", shown[-1]])
+
+    def __call__(self, key: str, raw: Any) -> str | int:
+        try:
+            value = type(self.choices[0])(str(raw))
+        except ValueError:
+            value = None
+        if value not in self.choices:
+            listing = ", ".join(map(str, self.choices))
+            raise ConfigError(f"context {key}={raw!r} is not {self.what}; allowed: {listing}")
+        return value
 
 
-def _flag(key: str, raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if str(raw).lower() in ("true", "false"):
-        return str(raw).lower() == "true"
-    raise ConfigError(f"context {key}={raw!r} is not a flag; allowed: true, false")
+@dataclass(frozen=True)
+class Flag:
+    """`true` or `false`, as JSON or as a `-c` string in any case."""
+
+    allowed = "`true`, `false`"
+
+    def __call__(self, key: str, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("true", "false"):
+            return str(raw).lower() == "true"
+        raise ConfigError(f"context {key}={raw!r} is not a flag; allowed: true, false")
+
+
+@dataclass(frozen=True)
+class FilePath:
+    """A path; whether the file exists is the app's business (no record: storage only)."""
+
+    allowed = "a path"
+
+    def __call__(self, key: str, raw: Any) -> Path:
+        return Path(str(raw))
+
+
+Parser = Number | Choice | Matching | Flag | FilePath
+Unset = Callable[[dict[str, Any]], Any] | None
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one context key is read: its parser, what it sets, its value when left empty."""
+
+    parse: Parser
+    sets: str
+    when_unset: Unset = None
+
+
+def option(parse: Parser, sets: str, when_unset: Unset = None) -> Any:
+    """A `Settings` field read from the context key of its name. Left empty, it takes
+    ``when_unset(values read before it)``, or is an error without ``when_unset``."""
+    return field(metadata={"option": Option(parse, sets, when_unset)})
 
 
 def classify_concurrency_for(max_capacity: int, invocations_per_instance: int) -> int:
@@ -122,45 +206,116 @@ def capacity_retry_attempts(minutes: int) -> int:
     return attempts
 
 
-def _optional_email(key: str, raw: Any) -> str | None:
-    if raw is None or raw == "":
-        return None
-    return _matching(key, raw, EMAIL_PATTERN, "ops@example.com")
+def integers(low: int, high: int) -> Number:
+    return Number(low, high, integer=True)
+
+
+SHARE = Number(0, 1, low_open=True)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the stacks may be configured with; see the table in README.md."""
+    """Everything the stacks may be configured with: one field per context key, read in order."""
 
-    project_name: str
-    model_record: Path
-    confidence_threshold: float
-    endpoint_instance_type: str
-    endpoint_instance_count: int
-    autoscaling_min_capacity: int
-    autoscaling_max_capacity: int
-    autoscaling_invocations_per_instance: int
-    classify_reserved_concurrency: int
-    capacity_retry_minutes: int
-    data_capture_sampling_percentage: int
-    incoming_expiration_days: int
-    capture_expiration_days: int
-    log_retention_days: int
-    workflow_timeout_minutes: int
-    alarm_email: str | None
-    low_confidence_rate_limit: float
-    workflow_failure_rate_limit: float
-    endpoint_latency_p99_ms: int
-    drift_monitor_rate_minutes: int
-    drift_window_minutes: int
-    drift_threshold: float
-    drift_min_records: int
-    batch_mode: bool
-    batch_max_concurrency: int
-    batch_tolerated_failure_percentage: int
-    rollout_traffic_routing: str
-    rollout_step_percentage: int
-    rollout_bake_minutes: int
+    project_name: str = option(
+        Matching(
+            PROJECT_NAME_PATTERN,
+            "scones-unlimited",
+            "3-32 lower-case letters, digits or `-`; a letter first, no `-` last",
+        ),
+        "prefix of the SSM parameters and value of the `project` tag",
+    )
+    model_record: Path = option(
+        FilePath(), "the record `training/train.py` writes; without it, `SconesStorage` only"
+    )
+    confidence_threshold: float = option(
+        SHARE,
+        "inferences below it fail with `LowConfidence`; chosen from the thresholds the "
+        "evaluation recommended in measured runs (0.67 to 0.76); use your record's "
+        "`evaluation.recommended_threshold`",
+    )
+    endpoint_instance_type: str = option(
+        Matching(INSTANCE_TYPE_PATTERN, "ml.m5.large", "`ml.<family>.<size>`"),
+        "the endpoint's SageMaker instance type",
+    )
+    endpoint_instance_count: int = option(
+        integers(1, 100), "instances the endpoint starts with; within the autoscaling bounds"
+    )
+    autoscaling_min_capacity: int = option(
+        integers(1, 100), "fewest instances autoscaling keeps (the idle cost); at most the max"
+    )
+    autoscaling_max_capacity: int = option(
+        integers(1, 100), "most instances autoscaling scales out to"
+    )
+    autoscaling_invocations_per_instance: int = option(
+        integers(1, 1_000_000),
+        "target invocations per instance per minute ([scale](docs/operations.md#scale))",
+    )
+    classify_reserved_concurrency: int = option(
+        integers(1, 1000),
+        "classify calls in flight; derived as max capacity x saturation rate (twice the "
+        "target: 50/s) x 0.1 s per call, so a burst waits in Step Functions instead of "
+        "storming the endpoint",
+        lambda read: classify_concurrency_for(
+            read["autoscaling_max_capacity"], read["autoscaling_invocations_per_instance"]
+        ),
+    )
+    capacity_retry_minutes: int = option(
+        integers(1, 50),
+        "mean total wait of classify's capacity retrier; derived as the time autoscaling "
+        "takes from one instance to four ([docs/scale.md](docs/scale.md))",
+        lambda read: CAPACITY_RETRY_MINUTES,
+    )
+    data_capture_sampling_percentage: int = option(
+        integers(0, 100), "% of endpoint requests captured: the drift monitor's sample"
+    )
+    incoming_expiration_days: int = option(integers(1, 3650), "days uploads are kept (`incoming/`)")
+    capture_expiration_days: int = option(
+        integers(1, 3650), "days the capture, the drift reports and the access logs are kept"
+    )
+    log_retention_days: int = option(
+        Choice(tuple(LOG_RETENTION), "a CloudWatch Logs retention"),
+        "days the log groups the stacks create keep their events",
+    )
+    workflow_timeout_minutes: int = option(
+        integers(1, 60), "a workflow execution's timeout; more than `capacity_retry_minutes`"
+    )
+    alarm_email: str | None = option(
+        Matching(EMAIL_PATTERN, "ops@example.com", "an e-mail address"),
+        "subscribed to the alarm topic (it must confirm)",
+        lambda read: None,
+    )
+    low_confidence_rate_limit: float = option(
+        SHARE, "share of low-confidence inferences that alarms"
+    )
+    workflow_failure_rate_limit: float = option(
+        SHARE, "share of failed executions (and of each function's errored calls) that alarms"
+    )
+    endpoint_latency_p99_ms: int = option(
+        integers(1, 60_000), "model latency p99 that alarms and rolls a rollout back"
+    )
+    drift_monitor_rate_minutes: int = option(integers(5, 1440), "how often the drift monitor runs")
+    drift_window_minutes: int = option(
+        integers(5, 10_080), "capture each run analyses; at least the rate"
+    )
+    drift_threshold: float = option(
+        Number(0, 0.99, low_open=True), "Kolmogorov-Smirnov D above which a feature drifts"
+    )
+    drift_min_records: int = option(integers(1, 100_000), "fewest captured records for a verdict")
+    batch_mode: bool = option(Flag(), "`false` leaves out the `SconesBatch` stack")
+    batch_max_concurrency: int = option(integers(1, 1000), "images a batch classifies at once")
+    batch_tolerated_failure_percentage: int = option(
+        integers(0, 100), "% of failed images above which a batch stops"
+    )
+    rollout_traffic_routing: str = option(
+        Choice(TRAFFIC_ROUTING_TYPES), "how a new model's blue/green rollout shifts traffic"
+    )
+    rollout_step_percentage: int = option(
+        integers(10, 50), "canary size, or linear step, in % of the new fleet"
+    )
+    rollout_bake_minutes: int = option(
+        integers(1, 60), "wait after each traffic step and before the old fleet goes"
+    )
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -174,192 +329,32 @@ class Settings:
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Settings:
         """Build the settings from a context getter such as `app.node.try_get_context`."""
-
-        def required(key: str) -> Any:
-            value = get(key)
-            if value is None or value == "":
+        values: dict[str, Any] = {}
+        for key, declared in options().items():
+            raw = get(key)
+            if raw is not None and raw != "":
+                values[key] = declared.parse(key, raw)
+            elif declared.when_unset is not None:
+                values[key] = declared.when_unset(values)
+            else:
                 raise ConfigError(
                     f"context {key} is not set; set it in cdk.json or with -c {key}=..."
                 )
-            return value
-
-        max_capacity = _number(
-            "autoscaling_max_capacity", required("autoscaling_max_capacity"), 1, 100, integer=True
-        )
-        invocations_per_instance = _number(
-            "autoscaling_invocations_per_instance",
-            required("autoscaling_invocations_per_instance"),
-            1,
-            1_000_000,
-            integer=True,
-        )
-        classify_concurrency = get("classify_reserved_concurrency")
-        retry_minutes = get("capacity_retry_minutes")
-        settings = cls(
-            project_name=_matching(
-                "project_name", required("project_name"), PROJECT_NAME_PATTERN, "scones-unlimited"
-            ),
-            model_record=Path(str(required("model_record"))),
-            confidence_threshold=_number(
-                "confidence_threshold", required("confidence_threshold"), 0, 1, low_open=True
-            ),
-            endpoint_instance_type=_matching(
-                "endpoint_instance_type",
-                required("endpoint_instance_type"),
-                INSTANCE_TYPE_PATTERN,
-                "ml.m5.large",
-            ),
-            endpoint_instance_count=_number(
-                "endpoint_instance_count", required("endpoint_instance_count"), 1, 100, integer=True
-            ),
-            autoscaling_min_capacity=_number(
-                "autoscaling_min_capacity",
-                required("autoscaling_min_capacity"),
-                1,
-                100,
-                integer=True,
-            ),
-            autoscaling_max_capacity=max_capacity,
-            autoscaling_invocations_per_instance=invocations_per_instance,
-            classify_reserved_concurrency=(
-                classify_concurrency_for(max_capacity, invocations_per_instance)
-                if classify_concurrency in (None, "")
-                else _number(
-                    "classify_reserved_concurrency", classify_concurrency, 1, 1000, integer=True
-                )
-            ),
-            capacity_retry_minutes=(
-                CAPACITY_RETRY_MINUTES
-                if retry_minutes in (None, "")
-                else _number("capacity_retry_minutes", retry_minutes, 1, 50, integer=True)
-            ),
-            data_capture_sampling_percentage=_number(
-                "data_capture_sampling_percentage",
-                required("data_capture_sampling_percentage"),
-                0,
-                100,
-                integer=True,
-            ),
-            incoming_expiration_days=_number(
-                "incoming_expiration_days",
-                required("incoming_expiration_days"),
-                1,
-                3650,
-                integer=True,
-            ),
-            capture_expiration_days=_number(
-                "capture_expiration_days",
-                required("capture_expiration_days"),
-                1,
-                3650,
-                integer=True,
-            ),
-            log_retention_days=_number(
-                "log_retention_days", required("log_retention_days"), 1, 3653, integer=True
-            ),
-            workflow_timeout_minutes=_number(
-                "workflow_timeout_minutes",
-                required("workflow_timeout_minutes"),
-                1,
-                60,
-                integer=True,
-            ),
-            alarm_email=_optional_email("alarm_email", get("alarm_email")),
-            low_confidence_rate_limit=_number(
-                "low_confidence_rate_limit",
-                required("low_confidence_rate_limit"),
-                0,
-                1,
-                low_open=True,
-            ),
-            workflow_failure_rate_limit=_number(
-                "workflow_failure_rate_limit",
-                required("workflow_failure_rate_limit"),
-                0,
-                1,
-                low_open=True,
-            ),
-            endpoint_latency_p99_ms=_number(
-                "endpoint_latency_p99_ms",
-                required("endpoint_latency_p99_ms"),
-                1,
-                60_000,
-                integer=True,
-            ),
-            drift_monitor_rate_minutes=_number(
-                "drift_monitor_rate_minutes",
-                required("drift_monitor_rate_minutes"),
-                5,
-                1440,
-                integer=True,
-            ),
-            drift_window_minutes=_number(
-                "drift_window_minutes",
-                required("drift_window_minutes"),
-                5,
-                10_080,
-                integer=True,
-            ),
-            drift_threshold=_number(
-                "drift_threshold", required("drift_threshold"), 0, 0.99, low_open=True
-            ),
-            drift_min_records=_number(
-                "drift_min_records", required("drift_min_records"), 1, 100_000, integer=True
-            ),
-            batch_mode=_flag("batch_mode", required("batch_mode")),
-            batch_max_concurrency=_number(
-                "batch_max_concurrency",
-                required("batch_max_concurrency"),
-                1,
-                1000,
-                integer=True,
-            ),
-            batch_tolerated_failure_percentage=_number(
-                "batch_tolerated_failure_percentage",
-                required("batch_tolerated_failure_percentage"),
-                0,
-                100,
-                integer=True,
-            ),
-            rollout_traffic_routing=_one_of(
-                "rollout_traffic_routing",
-                required("rollout_traffic_routing"),
-                TRAFFIC_ROUTING_TYPES,
-            ),
-            rollout_step_percentage=_number(
-                "rollout_step_percentage",
-                required("rollout_step_percentage"),
-                10,
-                50,
-                integer=True,
-            ),
-            rollout_bake_minutes=_number(
-                "rollout_bake_minutes", required("rollout_bake_minutes"), 1, 60, integer=True
-            ),
-        )
+        settings = cls(**values)
         settings._check_relations()
         return settings
 
     def _check_relations(self) -> None:
-        if self.log_retention_days not in LOG_RETENTION:
+        low, high = self.autoscaling_min_capacity, self.autoscaling_max_capacity
+        if low > high:
             raise ConfigError(
-                f"context log_retention_days={self.log_retention_days} is not a CloudWatch Logs "
-                f"retention; allowed: {', '.join(map(str, LOG_RETENTION))}"
+                f"context autoscaling_min_capacity={low} exceeds "
+                f"autoscaling_max_capacity={high}; allowed: min <= max"
             )
-        if self.autoscaling_min_capacity > self.autoscaling_max_capacity:
-            raise ConfigError(
-                f"context autoscaling_min_capacity={self.autoscaling_min_capacity} exceeds "
-                f"autoscaling_max_capacity={self.autoscaling_max_capacity}; allowed: min <= max"
-            )
-        if not (
-            self.autoscaling_min_capacity
-            <= self.endpoint_instance_count
-            <= self.autoscaling_max_capacity
-        ):
+        if not low <= self.endpoint_instance_count <= high:
             raise ConfigError(
                 f"context endpoint_instance_count={self.endpoint_instance_count} is outside the "
-                f"autoscaling range; allowed: [{self.autoscaling_min_capacity}, "
-                f"{self.autoscaling_max_capacity}]"
+                f"autoscaling range; allowed: [{low}, {high}]"
             )
         if self.workflow_timeout_minutes <= self.capacity_retry_minutes:
             raise ConfigError(
@@ -373,3 +368,32 @@ class Settings:
                 f"drift_monitor_rate_minutes={self.drift_monitor_rate_minutes}, so some capture "
                 "would never be analysed; allowed: window >= rate"
             )
+
+
+def options() -> dict[str, Option]:
+    """Every context key and how it is read, in reading order."""
+    return {declared.name: declared.metadata["option"] for declared in fields(Settings)}
+
+
+def markdown_table(context: dict[str, Any]) -> str:
+    """README.md's configuration table, with the defaults from ``context`` (cdk.json's); an
+    empty default shows what it stands for: the value derived from the others, or none."""
+    resolved = Settings.from_context(context.get)
+    rows = ["| key | default | allowed | sets |", "| --- | --- | --- | --- |"]
+    for key, declared in options().items():
+        raw = context[key]
+        if raw == "":
+            value = getattr(resolved, key)
+            default = '`""` (none)' if value is None else f'`""`: derived, {value}'
+        else:
+            default = f"`{raw if isinstance(raw, str) else json.dumps(raw)}`"
+        rows.append(f"| `{key}` | {default} | {declared.parse.allowed} | {declared.sets} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m stacks.config --markdown  (README.md's configuration table)")
+    from stacks.application import cdk_json_context
+
+    print(markdown_table(cdk_json_context()), end="")
