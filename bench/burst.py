@@ -99,8 +99,12 @@ def todays_policy(definition: dict[str, Any]) -> dict[str, Any]:
     return today
 
 
+def classify_function(workflow: Any) -> Any:
+    return next(f for f in workflow.spec.functions if CLASSIFY_STEP in f.logical_id)
+
+
 def classify_name(workflow: Any) -> str:
-    return next(f.name for f in workflow.spec.functions if CLASSIFY_STEP in f.logical_id)
+    return classify_function(workflow).name
 
 
 def endpoint_capacity(
@@ -127,11 +131,15 @@ def run_burst(
     import boto3
 
     rule = ScalingRule.from_assembly(workflow.spec.assembly)
-    classify = classify_name(workflow)
+    function = classify_function(workflow)
+    classify = function.name
     reserved = reserved_concurrency(workflow.spec.assembly)[classify]
     # Start classify's sandboxes first: cold starts are this machine's cost, not the burst's.
+    # Each starts as Lambda starts one, with the function's environment (Powertools reads its
+    # metrics namespace at import).
     with ThreadPoolExecutor(reserved) as pool:
-        list(pool.map(lambda _: workflow.runtime.call(classify, {}, {}), range(reserved)))
+        warm = (function.name, {}, function.environment, function.arn)
+        list(pool.map(lambda _: workflow.runtime.call(*warm), range(reserved)))
     workflow.runtime.concurrency(classify, reset=True)
     keys = [f"incoming/burst/{index:05d}.png" for index in range(uploads)]
     sfn = boto3.client("stepfunctions", region_name=workflow.region)
