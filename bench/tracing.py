@@ -74,13 +74,14 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 sys.path.insert(0, {code_dir!r})
 import handler
+import object_reader
 
 def peak_rss_kib():  # VmHWM: this process's own high-water mark (ru_maxrss survives exec)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
 
-client = handler.s3_client()
+client = object_reader.s3_client()
 before = peak_rss_kib()
 tracemalloc.start()
 data = open({photo!r}, "rb").read()  # the object's bytes, as the GetObject stream yields them

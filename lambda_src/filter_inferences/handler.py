@@ -12,13 +12,13 @@ Output (the input plus the winning class and its probability)::
 Classes are in the fixed order ("bicycle", "motorcycle"); a tie goes to the first. An
 inference passes when its confidence, max(inferences), is >= THRESHOLD.
 
-Errors (the class name is the errorType Step Functions sees):
+Errors (``filter_errors``; the class name is the errorType Step Functions sees):
     LowConfidence       max(inferences) < THRESHOLD; the message names both and the key
     InvalidInput        bucket, key or inferences missing, or inferences not two finite
                         numbers in [0, 1]
     ConfigurationError  THRESHOLD unset or not a number in (0, 1]
 
-Environment:
+Environment (``filter_settings``, read once per execution environment):
     THRESHOLD           the lowest confidence that passes, a float in (0, 1] (required)
 
 Metrics: every call emits both ``ConfidentInferences`` and ``LowConfidenceInferences`` with
@@ -28,15 +28,15 @@ the value 1 or 0, so the average of ``LowConfidenceInferences`` is the low-confi
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, TypedDict
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from filter_errors import InvalidInput, LowConfidence
+from filter_settings import get_settings
 
 CLASS_NAMES = ("bicycle", "motorcycle")
-DEFAULT_METRICS_NAMESPACE = "SconesUnlimited"
 
 logger = Logger()
 tracer = Tracer(patch_modules=())  # no AWS call to trace: patch nothing
@@ -52,38 +52,6 @@ class FilterRequest(TypedDict):
 class FilterResult(FilterRequest):
     label: str
     confidence: float
-
-
-class InvalidInput(Exception):
-    """The event lacks the bucket, the key or a well-formed list of inferences."""
-
-
-class LowConfidence(Exception):
-    """The most likely class is below the threshold."""
-
-
-class ConfigurationError(Exception):
-    """An environment variable is missing or has a value this function cannot use."""
-
-
-def load_threshold() -> float:
-    """Read THRESHOLD from the environment at call time."""
-    raw = os.environ.get("THRESHOLD")
-    if raw is None or raw.strip() == "":
-        raise ConfigurationError("THRESHOLD is not set; it must be a float in (0, 1]")
-    try:
-        threshold = float(raw)
-    except ValueError:
-        threshold = math.nan
-    if not (0.0 < threshold <= 1.0):
-        raise ConfigurationError(f"THRESHOLD={raw!r} is not a float in (0, 1]")
-    return threshold
-
-
-def _refresh_metrics_settings() -> None:
-    """Powertools reads namespace and service when the module is imported; use the current env."""
-    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
-    metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or metrics.service
 
 
 def parse_event(event: Any) -> FilterRequest:
@@ -117,8 +85,7 @@ def parse_event(event: Any) -> FilterRequest:
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: FilterRequest, context: LambdaContext) -> FilterResult:
-    _refresh_metrics_settings()
-    threshold = load_threshold()
+    threshold = get_settings().threshold
     request = parse_event(event)
     inferences = [float(p) for p in request["inferences"]]
     confidence = max(inferences)

@@ -9,17 +9,10 @@ import io
 from typing import TypedDict
 
 from PIL import Image, ImageOps
+from serialize_errors import ImageTooLarge, InvalidImage
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes MPO
 BACKGROUND_WHITE = (255, 255, 255)
-
-
-class InvalidImage(Exception):
-    """The object is empty, not an image, truncated or cannot be decoded."""
-
-
-class ImageTooLarge(Exception):
-    """The object has too many bytes or declares too many pixels."""
 
 
 class SourceImage(TypedDict):

@@ -3,7 +3,6 @@ SageMaker endpoint, generated images and a reader for the EMF metrics the handle
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import sys
@@ -32,8 +31,35 @@ BUCKET = "scones-images"
 ENDPOINT_NAME = "scones-classifier"
 FAKE_RUNTIME_URL = "http://sagemaker-runtime.fake:8080"
 
-for _function in ("serialize_image", "classify_image", "filter_inferences"):
-    import_in_lambda(f"lambda_src.{_function}.handler")
+HANDLERS = [
+    import_in_lambda(f"lambda_src.{function}.handler")
+    for function in ("serialize_image", "classify_image", "filter_inferences")
+]
+
+# The modules beside each handler, by their own names (each function's folder is on sys.path).
+import classify_settings  # noqa: E402
+import filter_settings  # noqa: E402
+import object_reader  # noqa: E402
+import sagemaker_endpoint  # noqa: E402
+import serialize_settings  # noqa: E402
+
+SETTINGS = (serialize_settings, classify_settings, filter_settings)
+
+
+def _start_afresh() -> None:
+    for settings in SETTINGS:
+        settings.get_settings.cache_clear()
+    for handler in HANDLERS:
+        handler.metrics.clear_metrics()
+
+
+@pytest.fixture(autouse=True)
+def fresh_execution_environment() -> Iterator[None]:
+    """Each test is a new execution environment: the handlers read their settings from the
+    environment the test sets (at its first invocation), and no metric is left over."""
+    _start_afresh()
+    yield
+    _start_afresh()
 
 
 @dataclass
@@ -52,13 +78,12 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture
 def s3() -> Iterator[Any]:
     """A moto S3 with one empty bucket; the handler's cached client is rebuilt inside moto."""
-    serialize = importlib.import_module("lambda_src.serialize_image.handler")
-    serialize.s3_client.cache_clear()
+    object_reader.s3_client.cache_clear()
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         yield client
-    serialize.s3_client.cache_clear()
+    object_reader.s3_client.cache_clear()
 
 
 class _RawBody(io.BytesIO):
@@ -104,20 +129,20 @@ class FakeEndpoint:
 @pytest.fixture
 def fake_endpoint(monkeypatch) -> Iterator[FakeEndpoint]:
     """ENDPOINT_NAME set and the handler's (cached) runtime client answered by a FakeEndpoint."""
-    classify = importlib.import_module("lambda_src.classify_image.handler")
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
     # An address moto does not claim: under mock_aws, moto's own sagemaker-runtime mock would
     # also see the request, and it fails on a binary body.
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", FAKE_RUNTIME_URL)
     monkeypatch.delenv("ENDPOINT_READ_TIMEOUT_SECONDS", raising=False)
     monkeypatch.delenv("ENDPOINT_CONNECT_TIMEOUT_SECONDS", raising=False)
-    classify.reset_clients()
-    settings = classify.load_settings()
-    client = classify.runtime_client(settings["read_timeout"], settings["connect_timeout"])
+    sagemaker_endpoint.runtime_client.cache_clear()
+    settings = classify_settings.get_settings()
+    classify_settings.get_settings.cache_clear()  # the test may still change the environment
+    client = sagemaker_endpoint.runtime_client(settings.read_timeout, settings.connect_timeout)
     endpoint = FakeEndpoint()
     client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", endpoint)
     yield endpoint
-    classify.reset_clients()
+    sagemaker_endpoint.runtime_client.cache_clear()
 
 
 @pytest.fixture

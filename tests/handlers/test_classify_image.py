@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import io
 
+import classify_errors
+import classify_settings
 import pytest
+import sagemaker_endpoint
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from PIL import Image
 
@@ -62,23 +65,23 @@ def test_client_makes_one_attempt_with_timeouts_from_the_environment(monkeypatch
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
     monkeypatch.setenv("ENDPOINT_READ_TIMEOUT_SECONDS", "2.5")
     monkeypatch.setenv("ENDPOINT_CONNECT_TIMEOUT_SECONDS", "1")
-    classify.reset_clients()
-    settings = classify.load_settings()
+    sagemaker_endpoint.runtime_client.cache_clear()
+    settings = classify_settings.get_settings()
 
-    client = classify.runtime_client(settings["read_timeout"], settings["connect_timeout"])
+    client = sagemaker_endpoint.runtime_client(settings.read_timeout, settings.connect_timeout)
 
     assert client.meta.config.read_timeout == 2.5
     assert client.meta.config.connect_timeout == 1
     assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
     assert client.meta.service_model.service_name == "sagemaker-runtime"
-    classify.reset_clients()
+    sagemaker_endpoint.runtime_client.cache_clear()
 
 
 def test_endpoint_url_comes_from_the_environment(fake_endpoint, lambda_context, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://127.0.0.1:9/")
-    classify.reset_clients()
-    settings = classify.load_settings()
-    client = classify.runtime_client(settings["read_timeout"], settings["connect_timeout"])
+    sagemaker_endpoint.runtime_client.cache_clear()
+    settings = classify_settings.get_settings()
+    client = sagemaker_endpoint.runtime_client(settings.read_timeout, settings.connect_timeout)
     client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", fake_endpoint)
 
     classify.lambda_handler(request(), lambda_context)
@@ -114,7 +117,7 @@ def test_transient_service_errors_are_endpoint_unavailable(
 ):
     fake_endpoint.reply_error(status, code, **fields)
 
-    with pytest.raises(classify.EndpointUnavailable, match=ENDPOINT_NAME):
+    with pytest.raises(classify_errors.EndpointUnavailable, match=ENDPOINT_NAME):
         classify.lambda_handler(request(), lambda_context)
     assert len(fake_endpoint.requests) == 1, "Step Functions owns retries"
     assert emitted_metrics()["EndpointFailures"] == 1
@@ -126,7 +129,7 @@ def test_permanent_service_errors_are_endpoint_error(
 ):
     fake_endpoint.reply_error(status, code, **fields)
 
-    with pytest.raises(classify.EndpointError, match=ENDPOINT_NAME) as raised:
+    with pytest.raises(classify_errors.EndpointError, match=ENDPOINT_NAME) as raised:
         classify.lambda_handler(request(), lambda_context)
     assert code in str(raised.value) or "model error" in str(raised.value)
     assert len(fake_endpoint.requests) == 1
@@ -135,7 +138,7 @@ def test_permanent_service_errors_are_endpoint_error(
 def test_model_error_message_names_the_original_status(fake_endpoint, lambda_context):
     fake_endpoint.reply_error(424, "ModelError", OriginalStatusCode=400)
 
-    with pytest.raises(classify.EndpointError, match="original status 400"):
+    with pytest.raises(classify_errors.EndpointError, match="original status 400"):
         classify.lambda_handler(request(), lambda_context)
 
 
@@ -153,7 +156,7 @@ def test_timeouts_and_connection_errors_are_endpoint_unavailable(
 ):
     fake_endpoint.error = error
 
-    with pytest.raises(classify.EndpointUnavailable, match=type(error).__name__):
+    with pytest.raises(classify_errors.EndpointUnavailable, match=type(error).__name__):
         classify.lambda_handler(request(), lambda_context)
     assert len(fake_endpoint.requests) == 1
 
@@ -178,7 +181,7 @@ def test_timeouts_and_connection_errors_are_endpoint_unavailable(
 def test_malformed_bodies_are_endpoint_error(fake_endpoint, lambda_context, body):
     fake_endpoint.status, fake_endpoint.body = 200, body
 
-    with pytest.raises(classify.EndpointError, match=ENDPOINT_NAME):
+    with pytest.raises(classify_errors.EndpointError, match=ENDPOINT_NAME):
         classify.lambda_handler(request(), lambda_context)
 
 
@@ -206,7 +209,7 @@ def test_malformed_bodies_are_endpoint_error(fake_endpoint, lambda_context, body
 def test_invalid_requests_are_invalid_input_and_never_reach_the_endpoint(
     fake_endpoint, lambda_context, event
 ):
-    with pytest.raises(classify.InvalidInput):
+    with pytest.raises(classify_errors.InvalidInput):
         classify.lambda_handler(event, lambda_context)
     assert fake_endpoint.requests == []
 
@@ -224,5 +227,5 @@ def test_invalid_configuration_names_the_variable(
 ):
     monkeypatch.setenv(name, value)
 
-    with pytest.raises(classify.ConfigurationError, match=name):
+    with pytest.raises(classify_errors.ConfigurationError, match=name):
         classify.lambda_handler(request(), lambda_context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import filter_errors
 import pytest
 
 import lambda_src.filter_inferences.handler as filter_inferences
@@ -49,7 +50,7 @@ def test_confidence_exactly_at_the_threshold_passes(lambda_context):
 
 
 def test_confidence_just_below_the_threshold_is_low_confidence(lambda_context, emitted_metrics):
-    with pytest.raises(filter_inferences.LowConfidence) as raised:
+    with pytest.raises(filter_errors.LowConfidence) as raised:
         filter_inferences.lambda_handler(classified([0.10001, 0.89999]), lambda_context)
 
     message = str(raised.value)
@@ -65,7 +66,7 @@ def test_threshold_of_one_needs_certainty(lambda_context, monkeypatch):
     assert filter_inferences.lambda_handler(classified([0, 1]), lambda_context)["label"] == (
         "motorcycle"
     )
-    with pytest.raises(filter_inferences.LowConfidence):
+    with pytest.raises(filter_errors.LowConfidence):
         filter_inferences.lambda_handler(classified([0.0001, 0.9999]), lambda_context)
 
 
@@ -81,14 +82,14 @@ def test_a_tie_goes_to_the_first_class(lambda_context, monkeypatch):
 def test_invalid_threshold_is_configuration_error(lambda_context, monkeypatch, value):
     monkeypatch.setenv("THRESHOLD", value)
 
-    with pytest.raises(filter_inferences.ConfigurationError, match=r"THRESHOLD.*\(0, 1\]"):
+    with pytest.raises(filter_errors.ConfigurationError, match=r"THRESHOLD.*\(0, 1\]"):
         filter_inferences.lambda_handler(classified([0.05, 0.95]), lambda_context)
 
 
 def test_missing_threshold_is_configuration_error(lambda_context, monkeypatch):
     monkeypatch.delenv("THRESHOLD")
 
-    with pytest.raises(filter_inferences.ConfigurationError, match="THRESHOLD is not set"):
+    with pytest.raises(filter_errors.ConfigurationError, match="THRESHOLD is not set"):
         filter_inferences.lambda_handler(classified([0.05, 0.95]), lambda_context)
 
 
@@ -110,12 +111,13 @@ def test_missing_threshold_is_configuration_error(lambda_context, monkeypatch):
     ],
 )
 def test_malformed_input_is_invalid_input(lambda_context, event):
-    with pytest.raises(filter_inferences.InvalidInput):
+    with pytest.raises(filter_errors.InvalidInput):
         filter_inferences.lambda_handler(event, lambda_context)
 
 
 def test_handler_loads_by_path_as_the_lambda_runtime_and_emulator_do(lambda_context):
-    """The file is self-contained: loaded as a top-level module, it imports no sibling."""
+    """Loaded by path as a top-level module, with its folder on the import path, the handler
+    finds the modules beside it (filter_errors, filter_settings) by their own names."""
     path = Path(filter_inferences.__file__)
     spec = importlib.util.spec_from_file_location("handler", path)
     module = importlib.util.module_from_spec(spec)

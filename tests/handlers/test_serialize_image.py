@@ -9,7 +9,10 @@ import struct
 import zlib
 
 import numpy as np
+import object_reader
 import pytest
+import serialize_errors
+import serialize_settings
 from PIL import Image
 
 import lambda_src.serialize_image.handler as serialize
@@ -106,14 +109,13 @@ def test_small_image_is_never_upsized(s3, lambda_context, encode_image):
     assert output_image(run(lambda_context, "incoming/small.png")).size == (20, 10)
 
 
-def test_output_side_follows_the_environment_at_call_time(
-    s3, lambda_context, encode_image, monkeypatch
-):
+def test_output_side_comes_from_the_environment(s3, lambda_context, encode_image, monkeypatch):
     put(s3, "incoming/wide.png", encode_image(Image.new("RGB", (400, 100), "white"), "PNG"))
 
     monkeypatch.setenv("OUTPUT_MAX_SIDE", "32")
     assert output_image(run(lambda_context, "incoming/wide.png")).size == (32, 8)
     monkeypatch.setenv("OUTPUT_MAX_SIDE", "64")
+    serialize_settings.get_settings.cache_clear()  # a new execution environment reads it again
     assert output_image(run(lambda_context, "incoming/wide.png")).size == (64, 16)
 
 
@@ -314,7 +316,7 @@ def test_event_of_a_since_deleted_object_is_image_not_found(
     else:
         versioned.delete_object(Bucket=BUCKET, Key="incoming/gone.png")
 
-    with pytest.raises(serialize.ImageNotFound) as raised:
+    with pytest.raises(serialize_errors.ImageNotFound) as raised:
         serialize.lambda_handler(events[0], lambda_context)
 
     assert str(raised.value) == (
@@ -334,9 +336,9 @@ def test_version_deleted_between_head_and_get_is_image_not_found(
     def delete_first(**_):
         versioned.delete_object(Bucket=BUCKET, Key="incoming/racy.png", VersionId=version)
 
-    serialize.s3_client().meta.events.register("before-call.s3.GetObject", delete_first)
+    object_reader.s3_client().meta.events.register("before-call.s3.GetObject", delete_first)
 
-    with pytest.raises(serialize.ImageNotFound, match=f"version {version}"):
+    with pytest.raises(serialize_errors.ImageNotFound, match=f"version {version}"):
         serialize.lambda_handler(events[0], lambda_context)
 
 
@@ -348,7 +350,7 @@ def test_object_is_unchanged_and_only_read(s3, lambda_context, encode_image):
     put(s3, "incoming/keep.jpg", data)
     before = s3.head_object(Bucket=BUCKET, Key="incoming/keep.jpg")
     operations: list[str] = []
-    serialize.s3_client().meta.events.register(
+    object_reader.s3_client().meta.events.register(
         "before-call.s3", lambda model, **_: operations.append(model.name)
     )
 
@@ -377,24 +379,24 @@ def test_object_is_unchanged_and_only_read(s3, lambda_context, encode_image):
     ],
 )
 def test_event_without_bucket_or_key_is_invalid_input(s3, lambda_context, event):
-    with pytest.raises(serialize.InvalidInput):
+    with pytest.raises(serialize_errors.InvalidInput):
         serialize.lambda_handler(event, lambda_context)
 
 
 def test_missing_object_is_image_not_found(s3, lambda_context):
-    with pytest.raises(serialize.ImageNotFound, match="incoming/absent.png"):
+    with pytest.raises(serialize_errors.ImageNotFound, match="incoming/absent.png"):
         run(lambda_context, "incoming/absent.png")
 
 
 def test_missing_bucket_is_image_not_found(s3, lambda_context):
-    with pytest.raises(serialize.ImageNotFound):
+    with pytest.raises(serialize_errors.ImageNotFound):
         serialize.lambda_handler(
             {"s3_bucket": "no-such-bucket", "s3_key": "incoming/x.png"}, lambda_context
         )
 
 
 def test_event_for_a_deleted_object_is_image_not_found(s3, lambda_context):
-    with pytest.raises(serialize.ImageNotFound):
+    with pytest.raises(serialize_errors.ImageNotFound):
         serialize.lambda_handler(eventbridge_event("incoming/gone.png"), lambda_context)
 
 
@@ -404,23 +406,23 @@ def test_object_deleted_between_head_and_get_is_image_not_found(s3, lambda_conte
     def delete_first(**_):
         s3.delete_object(Bucket=BUCKET, Key="incoming/racy.png")
 
-    serialize.s3_client().meta.events.register("before-call.s3.GetObject", delete_first)
+    object_reader.s3_client().meta.events.register("before-call.s3.GetObject", delete_first)
 
-    with pytest.raises(serialize.ImageNotFound, match="no longer exists"):
+    with pytest.raises(serialize_errors.ImageNotFound, match="no longer exists"):
         run(lambda_context, "incoming/racy.png")
 
 
 def test_empty_object_is_invalid_image(s3, lambda_context):
     put(s3, "incoming/empty.png", b"")
 
-    with pytest.raises(serialize.InvalidImage, match="empty"):
+    with pytest.raises(serialize_errors.InvalidImage, match="empty"):
         run(lambda_context, "incoming/empty.png")
 
 
 def test_text_named_png_is_invalid_image(s3, lambda_context):
     put(s3, "incoming/notes.png", b"this is a shopping list, not a picture\n" * 10)
 
-    with pytest.raises(serialize.InvalidImage):
+    with pytest.raises(serialize_errors.InvalidImage):
         run(lambda_context, "incoming/notes.png")
 
 
@@ -431,7 +433,7 @@ def test_truncated_image_is_invalid_image(
     data = encode_image(noise_image(256, 256), image_format)
     put(s3, "incoming/truncated", data[: len(data) // 2])
 
-    with pytest.raises(serialize.InvalidImage):
+    with pytest.raises(serialize_errors.InvalidImage):
         run(lambda_context, "incoming/truncated")
 
 
@@ -442,11 +444,11 @@ def test_too_many_bytes_is_rejected_before_reading(
     put(s3, "incoming/big.png", data)
     monkeypatch.setenv("MAX_OBJECT_BYTES", str(len(data) - 1))
     operations: list[str] = []
-    serialize.s3_client().meta.events.register(
+    object_reader.s3_client().meta.events.register(
         "before-call.s3", lambda model, **_: operations.append(model.name)
     )
 
-    with pytest.raises(serialize.ImageTooLarge, match="MAX_OBJECT_BYTES"):
+    with pytest.raises(serialize_errors.ImageTooLarge, match="MAX_OBJECT_BYTES"):
         run(lambda_context, "incoming/big.png")
     assert operations == ["HeadObject"]
 
@@ -460,7 +462,7 @@ def test_decompression_bomb_is_rejected_before_decoding(s3, lambda_context, side
     assert len(bomb) < 200
     put(s3, "incoming/bomb.png", bomb)
 
-    with pytest.raises(serialize.ImageTooLarge, match="MAX_IMAGE_PIXELS=40000000"):
+    with pytest.raises(serialize_errors.ImageTooLarge, match="MAX_IMAGE_PIXELS=40000000"):
         run(lambda_context, "incoming/bomb.png")
 
 
@@ -468,10 +470,11 @@ def test_pixel_limit_comes_from_the_environment(s3, lambda_context, encode_image
     put(s3, "incoming/200x200.png", encode_image(Image.new("RGB", (200, 200)), "PNG"))
     monkeypatch.setenv("MAX_IMAGE_PIXELS", "39999")
 
-    with pytest.raises(serialize.ImageTooLarge, match="MAX_IMAGE_PIXELS=39999"):
+    with pytest.raises(serialize_errors.ImageTooLarge, match="MAX_IMAGE_PIXELS=39999"):
         run(lambda_context, "incoming/200x200.png")
 
     monkeypatch.setenv("MAX_IMAGE_PIXELS", "40000")
+    serialize_settings.get_settings.cache_clear()  # a new execution environment reads it again
     assert output_image(run(lambda_context, "incoming/200x200.png")).size == (128, 128)
 
 
@@ -487,5 +490,5 @@ def test_pixel_limit_comes_from_the_environment(s3, lambda_context, encode_image
 def test_invalid_configuration_names_the_variable(s3, lambda_context, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
 
-    with pytest.raises(serialize.ConfigurationError, match=name):
+    with pytest.raises(serialize_errors.ConfigurationError, match=name):
         run(lambda_context, "incoming/any.png")
