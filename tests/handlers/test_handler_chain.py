@@ -119,3 +119,15 @@ def test_each_handler_is_self_contained(function):
     assert not {"boto3", "botocore"} & set(pins), "boto3 comes from the Lambda runtime"
     if function == "serialize_image":
         assert pins["pillow"] == "13.0.0"
+
+
+def test_no_two_functions_share_a_module_name():
+    """In Lambda each folder is its own asset root, but tests/conftest.py puts every folder on
+    one import path: a module name in two folders would be imported once, from the first."""
+    owners: dict[str, list[str]] = {}
+    for folder in sorted(path for path in LAMBDA_SRC.iterdir() if path.is_dir()):
+        for source in folder.glob("*.py"):
+            if source.name != "handler.py":  # imported as lambda_src.<function>.handler
+                owners.setdefault(source.stem, []).append(folder.name)
+    assert "classify_errors" in owners and "serialize_settings" in owners
+    assert {name: folders for name, folders in owners.items() if len(folders) > 1} == {}
