@@ -18,7 +18,9 @@ Two cores cannot run 50 images/s x the clock factor, so the simulated instance i
 instance that many times 0.1 s), and each served upload counts that many invocations for the
 autoscaling metric. What decides the outcome keeps its real proportion: the burst against what
 the fleet serves while autoscaling adds instances, the Lambda concurrency against the
-endpoint's, and every wait. "Today" is the retry policy of main at d0656bb.
+endpoint's, and every wait. "Today" is the retry policy of main at d0656bb (whose
+EndpointUnavailable retrier stands for both of today's EndpointUnavailable and EndpointBusy);
+"new" is the synthesized template's.
 
 The last line is one JSON object: ``uploads``, ``classified``, ``low_confidence``, ``failed``
 (by error), ``drain_minutes`` (simulated, from the burst until the last execution ended),
@@ -80,7 +82,9 @@ TODAYS_CLASSIFY_RETRY = [
         "JitterStrategy": "FULL",
     },
     {
-        "ErrorEquals": ["EndpointUnavailable"],
+        # d0656bb's handler named both EndpointUnavailable; today's handler splits off
+        # EndpointBusy (capacity), so the old policy retries both names alike.
+        "ErrorEquals": ["EndpointUnavailable", "EndpointBusy"],
         "IntervalSeconds": 2,
         "MaxAttempts": 4,
         "BackoffRate": 2,

@@ -3,12 +3,13 @@
     python -m emulator.redrive --state-machine-arn ARN [--dry-run]
 
 Lists the state machine's FAILED executions, keeps those whose error is a capacity failure
-(``EndpointError`` caused by ``EndpointUnavailable``, or ``Lambda.TooManyRequestsException``),
-and redrives each: Step Functions' ``RedriveExecution`` restarts a Standard execution from the
-state that failed, with its input, for 14 days after it ended. moto 5.2.5 does not implement
-it (``NotImplementedError``), so in the local mode each one is started again from the input
-it recorded, under a new name. Uses boto3's default session: AWS credentials, or the local
-mode's own process.
+(``EndpointError`` caused by ``EndpointBusy``, or ``Lambda.TooManyRequestsException``), and
+redrives each: Step Functions' ``RedriveExecution`` restarts a Standard execution from the
+state that failed, with its input, for 14 days after it ended. ``EndpointUnavailable`` is
+left alone: a model's own 5xx would fail again, and a dead endpoint needs mending first.
+moto 5.2.5 does not implement redrive (``NotImplementedError``), so in the local mode each
+one is started again from the input it recorded, under a new name. Uses boto3's default
+session: AWS credentials, or the local mode's own process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import uuid
 from typing import Any
 
-CAPACITY_CAUSE = "EndpointUnavailable"
+CAPACITY_CAUSE = "EndpointBusy"
 LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
 
 

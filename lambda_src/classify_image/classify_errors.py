@@ -5,8 +5,12 @@ class InvalidInput(Exception):
     """The event lacks the bucket, the key or a base64 PNG in image_data."""
 
 
+class EndpointBusy(Exception):
+    """The endpoint has no capacity for the request now: worth waiting for a scale-out."""
+
+
 class EndpointUnavailable(Exception):
-    """A transient endpoint failure: worth retrying later."""
+    """Another transient endpoint failure (a 5xx, no connection): worth a few quick retries."""
 
 
 class EndpointError(Exception):

@@ -14,13 +14,17 @@ Output (the image is dropped, Step Functions payloads stay small)::
      "inferences": [0.02, 0.98]}
 
 The client makes exactly one attempt: Step Functions owns the retries, so a transient failure
-surfaces at once as ``EndpointUnavailable``.
+surfaces at once as ``EndpointBusy`` or ``EndpointUnavailable`` (``endpoint_failures`` says
+which failure is which, and why).
 
 Errors (``classify_errors``; the class name is the errorType Step Functions sees):
     InvalidInput         missing keys, image_data not base64 or not a PNG
-    EndpointUnavailable  transient: throttling, ServiceUnavailable, InternalFailure,
-                         ModelNotReadyException, HTTP 5xx, ModelError with an original status
-                         >= 500 or 429, connect/read timeouts, connection errors
+    EndpointBusy         capacity, waited out: ThrottlingException, HTTP 429 (also
+                         ModelNotReadyException), HTTP 503 or ServiceUnavailable, ModelError
+                         with an original status 429 or 503, connect/read timeouts
+    EndpointUnavailable  other transient failures, retried briefly: InternalFailure,
+                         InternalDependencyException, other HTTP 5xx, ModelError with another
+                         original status >= 500, connection errors
     EndpointError        permanent: ValidationError (e.g. no such endpoint), ModelError with
                          another original status, other 4xx, a body that is not a JSON list of
                          two finite probabilities in [0, 1] summing to 1 (within 1e-3)
@@ -32,7 +36,7 @@ Environment (``classify_settings``, read once per execution environment):
     ENDPOINT_CONNECT_TIMEOUT_SECONDS connect timeout (default 3)
 
 Metrics: ``Inferences`` (count), ``EndpointLatency`` (milliseconds, also on failures) and
-``EndpointFailures`` (count of EndpointUnavailable and EndpointError).
+``EndpointFailures`` (count of EndpointBusy, EndpointUnavailable and EndpointError).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from typing import TypedDict
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from classify_errors import EndpointError, EndpointUnavailable
+from classify_errors import EndpointBusy, EndpointError, EndpointUnavailable
 from classify_settings import get_settings
 from image_request import ClassifyRequest, parse_event
 from probabilities import parse_probabilities
@@ -70,7 +74,7 @@ def lambda_handler(event: ClassifyRequest, context: LambdaContext) -> ClassifyRe
     try:
         body = invoke_endpoint(settings, png)
         inferences = parse_probabilities(settings.endpoint_name, body)
-    except (EndpointUnavailable, EndpointError) as error:
+    except (EndpointBusy, EndpointUnavailable, EndpointError) as error:
         metrics.add_metric(name="EndpointFailures", unit=MetricUnit.Count, value=1)
         logger.warning(
             "Endpoint failed", extra={"error": type(error).__name__, "cause": str(error)}

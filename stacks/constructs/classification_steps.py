@@ -31,7 +31,14 @@ TRANSIENT_LAMBDA_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
 ]
 # What a burst raises in the classify step: worth waiting for a scale-out.
-CAPACITY_ERRORS = ["Lambda.TooManyRequestsException", "EndpointUnavailable"]
+CAPACITY_ERRORS = ["Lambda.TooManyRequestsException", "EndpointBusy"]
+# The endpoint's other transient failures (its own 5xx, no connection): a few quick retries,
+# 2-20 s each with full jitter (15 s in all on average, 30 s at most), as before the capacity
+# retrier; a scale-out would not mend them.
+ENDPOINT_RETRY_ERRORS = ["EndpointUnavailable"]
+ENDPOINT_RETRY_INTERVAL_SECONDS = 2
+ENDPOINT_RETRY_ATTEMPTS = 4
+ENDPOINT_RETRY_MAX_DELAY_SECONDS = 20
 # Each failure kind ends in its own Fail state, named after the kind; the key is the state's
 # error name, the values the handler error types routed to it.
 FAILURE_KINDS: dict[str, list[str]] = {
@@ -39,7 +46,7 @@ FAILURE_KINDS: dict[str, list[str]] = {
     "ImageNotFound": ["ImageNotFound"],
     "InvalidImage": ["InvalidImage"],
     "ImageTooLarge": ["ImageTooLarge"],
-    "EndpointError": ["EndpointError", "EndpointUnavailable"],
+    "EndpointError": ["EndpointError", "EndpointUnavailable", "EndpointBusy"],
     "LowConfidence": ["LowConfidence"],
 }
 FAILURES_BY_STEP = {
@@ -83,7 +90,7 @@ def classification_chain(
         )
         if name == THROTTLED_STEP:
             # A burst meets its reserved concurrency (Lambda throttles) and the endpoint's
-            # capacity (throttling, 429, 503, timeouts: EndpointUnavailable): wait for autoscaling
+            # capacity (throttling, 429, 503, timeouts: EndpointBusy): wait for autoscaling
             # to add instances, one budget for both. Step Functions takes the first retrier
             # that matches, so this one goes first.
             task.add_retry(
@@ -92,6 +99,14 @@ def classification_chain(
                 max_attempts=capacity_retry_attempts(capacity_retry_minutes),
                 backoff_rate=2,
                 max_delay=Duration.seconds(CAPACITY_RETRY_MAX_DELAY_SECONDS),
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            task.add_retry(
+                errors=ENDPOINT_RETRY_ERRORS,
+                interval=Duration.seconds(ENDPOINT_RETRY_INTERVAL_SECONDS),
+                max_attempts=ENDPOINT_RETRY_ATTEMPTS,
+                backoff_rate=2,
+                max_delay=Duration.seconds(ENDPOINT_RETRY_MAX_DELAY_SECONDS),
                 jitter_strategy=sfn.JitterType.FULL,
             )
         task.add_retry(

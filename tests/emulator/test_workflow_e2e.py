@@ -14,7 +14,7 @@ from emulator.capture import read_capture_file
 from emulator.endpoint import Fault
 from emulator.sim_clock import SimClock, compressed_retry_waits
 from emulator.workflow import LocalWorkflow
-from stacks.config import capacity_retry_attempts
+from stacks.constructs.classification_steps import ENDPOINT_RETRY_ATTEMPTS
 from tests.emulator.emulator_fixtures import OUTCOME_FIELDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -113,11 +113,11 @@ def test_low_confidence_and_non_image_end_in_named_fail_states(assembly, trained
     assert fail_states == {"LowConfidence": ["LowConfidence"], "InvalidImage": ["InvalidImage"]}
 
 
-def test_an_endpoint_500_is_retried_then_a_dead_endpoint_is_an_endpoint_error(
+def test_an_endpoint_500_is_retried_briefly_then_a_persistent_one_is_an_endpoint_error(
     assembly, trained, images
 ):
     with (
-        compressed_retry_waits(SimClock(20)),  # 34 retries of at most 1 s each, 20x faster
+        compressed_retry_waits(SimClock(20)),  # retries of at most 1 s each, 20x faster
         start(assembly, trained, environment={"THRESHOLD": "0.5"}) as workflow,
     ):
         workflow.endpoint.inject(Fault.model_error(500), times=2)
@@ -144,8 +144,9 @@ def test_an_endpoint_500_is_retried_then_a_dead_endpoint_is_an_endpoint_error(
     assert down.status == "FAILED"
     assert down.error == "EndpointError"
     assert json.loads(down.cause)["errorType"] == "EndpointUnavailable"
-    # 1 attempt + MaxAttempts of the capacity retrier.
-    assert classify_attempts == ["EndpointUnavailable"] * (1 + capacity_retry_attempts(15))
+    # 1 attempt + the 4 brief retries of EndpointUnavailable, not the capacity retrier's 34:
+    # a model's own 500 is not waited out for 15 minutes.
+    assert classify_attempts == ["EndpointUnavailable"] * (1 + ENDPOINT_RETRY_ATTEMPTS)
 
 
 def test_the_definition_under_test_is_the_synthesized_one(assembly, trained, images, tmp_path):

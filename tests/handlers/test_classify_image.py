@@ -13,7 +13,12 @@ import classify_errors
 import classify_settings
 import pytest
 import sagemaker_endpoint
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from PIL import Image
 
 import lambda_src.classify_image.handler as classify
@@ -95,14 +100,24 @@ def test_probabilities_within_the_sum_tolerance_pass(fake_endpoint, lambda_conte
     assert classify.lambda_handler(request(), lambda_context)["inferences"] == [0.5, 0.5009]
 
 
-TRANSIENT_SERVICE_ERRORS = [
+# Capacity: the workflow's capacity retrier waits these out (endpoint_failures says why).
+BUSY_SERVICE_ERRORS = [
     pytest.param(400, "ThrottlingException", {}, id="throttling"),
     pytest.param(503, "ServiceUnavailable", {}, id="service-unavailable"),
-    pytest.param(500, "InternalFailure", {}, id="internal-failure"),
     pytest.param(429, "ModelNotReadyException", {}, id="model-not-ready"),
-    pytest.param(502, "BadGateway", {}, id="http-5xx"),
-    pytest.param(424, "ModelError", {"OriginalStatusCode": 500}, id="model-error-5xx"),
+    pytest.param(429, "TooManyRequests", {}, id="http-429"),
+    pytest.param(503, "BackendUnavailable", {}, id="http-503"),
     pytest.param(424, "ModelError", {"OriginalStatusCode": 503}, id="model-error-503"),
+    pytest.param(424, "ModelError", {"OriginalStatusCode": 429}, id="model-error-429"),
+]
+# Transient but not capacity: retried briefly, never for the capacity retrier's 15 minutes.
+UNAVAILABLE_SERVICE_ERRORS = [
+    pytest.param(500, "InternalFailure", {}, id="internal-failure"),
+    pytest.param(530, "InternalDependencyException", {}, id="internal-dependency"),
+    pytest.param(502, "BadGateway", {}, id="http-5xx"),
+    pytest.param(504, "GatewayTimeout", {}, id="http-504"),
+    pytest.param(424, "ModelError", {"OriginalStatusCode": 500}, id="model-error-5xx"),
+    pytest.param(424, "ModelError", {"OriginalStatusCode": 502}, id="model-error-502"),
 ]
 PERMANENT_SERVICE_ERRORS = [
     pytest.param(400, "ValidationError", {}, id="no-such-endpoint"),
@@ -111,8 +126,20 @@ PERMANENT_SERVICE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("status", "code", "fields"), TRANSIENT_SERVICE_ERRORS)
-def test_transient_service_errors_are_endpoint_unavailable(
+@pytest.mark.parametrize(("status", "code", "fields"), BUSY_SERVICE_ERRORS)
+def test_capacity_errors_are_endpoint_busy(
+    fake_endpoint, lambda_context, emitted_metrics, status, code, fields
+):
+    fake_endpoint.reply_error(status, code, **fields)
+
+    with pytest.raises(classify_errors.EndpointBusy, match=ENDPOINT_NAME):
+        classify.lambda_handler(request(), lambda_context)
+    assert len(fake_endpoint.requests) == 1, "Step Functions owns retries"
+    assert emitted_metrics()["EndpointFailures"] == 1
+
+
+@pytest.mark.parametrize(("status", "code", "fields"), UNAVAILABLE_SERVICE_ERRORS)
+def test_other_transient_service_errors_are_endpoint_unavailable(
     fake_endpoint, lambda_context, emitted_metrics, status, code, fields
 ):
     fake_endpoint.reply_error(status, code, **fields)
@@ -143,21 +170,23 @@ def test_model_error_message_names_the_original_status(fake_endpoint, lambda_con
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "kind"),
     [
-        ReadTimeoutError(endpoint_url="https://runtime.sagemaker"),
-        ConnectTimeoutError(endpoint_url="https://runtime.sagemaker"),
-        EndpointConnectionError(endpoint_url="https://runtime.sagemaker"),
+        (ReadTimeoutError(endpoint_url="https://runtime.sagemaker"), "EndpointBusy"),
+        (ConnectTimeoutError(endpoint_url="https://runtime.sagemaker"), "EndpointBusy"),
+        (EndpointConnectionError(endpoint_url="https://runtime.sagemaker"), "EndpointUnavailable"),
+        (ConnectionClosedError(endpoint_url="https://runtime.sagemaker"), "EndpointUnavailable"),
     ],
-    ids=["read-timeout", "connect-timeout", "connection-refused"],
+    ids=["read-timeout", "connect-timeout", "connection-refused", "connection-closed"],
 )
-def test_timeouts_and_connection_errors_are_endpoint_unavailable(
-    fake_endpoint, lambda_context, error
+def test_timeouts_are_endpoint_busy_and_connection_errors_endpoint_unavailable(
+    fake_endpoint, lambda_context, error, kind
 ):
     fake_endpoint.error = error
 
-    with pytest.raises(classify_errors.EndpointUnavailable, match=type(error).__name__):
+    with pytest.raises(getattr(classify_errors, kind), match=type(error).__name__) as raised:
         classify.lambda_handler(request(), lambda_context)
+    assert type(raised.value).__name__ == kind
     assert len(fake_endpoint.requests) == 1
 
 

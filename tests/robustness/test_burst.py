@@ -96,7 +96,12 @@ def test_todays_policy_differs_only_in_the_classify_retriers():
     definition = {"States": {"ClassifyImage": {"Retry": [], "Next": "X"}, "Other": {"Retry": []}}}
     today = todays_policy(definition)
     assert today["States"]["Other"] == definition["States"]["Other"]
-    assert [r["MaxAttempts"] for r in today["States"]["ClassifyImage"]["Retry"]] == [8, 3, 4]
+    retriers = today["States"]["ClassifyImage"]["Retry"]
+    assert [r["MaxAttempts"] for r in retriers] == [8, 3, 4]
+    # d0656bb's handler named every endpoint failure EndpointUnavailable: its 4 retries of
+    # 2-20 s apply to both of today's names, capacity included.
+    assert retriers[2]["ErrorEquals"] == ["EndpointUnavailable", "EndpointBusy"]
+    assert not any("EndpointBusy" in r["ErrorEquals"] for r in retriers[:2])
     assert definition["States"]["ClassifyImage"]["Retry"] == []
 
 
@@ -113,9 +118,12 @@ def test_a_reduced_burst_fails_no_upload(local_app):
 
 
 def test_only_capacity_failures_are_redriven():
-    unavailable = json.dumps({"errorType": "EndpointUnavailable"})
-    assert is_capacity_failure("EndpointError", unavailable)
+    busy = json.dumps({"errorType": "EndpointBusy"})
+    assert is_capacity_failure("EndpointError", busy)
     assert is_capacity_failure("Lambda.TooManyRequestsException", None)
+    # A model's own 5xx or a dead endpoint is no matter of capacity.
+    unavailable = json.dumps({"errorType": "EndpointUnavailable"})
+    assert not is_capacity_failure("EndpointError", unavailable)
     assert not is_capacity_failure("EndpointError", json.dumps({"errorType": "EndpointError"}))
     assert not is_capacity_failure("InvalidImage", None)
 
@@ -131,11 +139,20 @@ def test_a_capacity_failure_is_redriven_from_its_recorded_input(local_app):
         _, text = put(workflow, b"not an image", "incoming/redrive/notes.png")
         failed = [workflow.wait(arn, "", None) for arn in (throttled, text)]
         workflow.endpoint.clear_faults()
+        workflow.endpoint.inject(Fault.model_error(500), times=None)
+        _, broken = put(workflow, inputs.small_png(seed=4), "incoming/redrive/broken.png")
+        failed.append(workflow.wait(broken, "", None))
+        workflow.endpoint.clear_faults()
         sfn = boto3.client("stepfunctions", region_name=workflow.region)
         (again,) = redrive(sfn, workflow.spec.state_machine_arn)
         outcome = workflow.wait(again, "incoming/redrive/photo.png", None)
         recorded = SimpleNamespace(**sfn.describe_execution(executionArn=again))
 
-    assert [o.error for o in failed] == ["EndpointError", "InvalidImage"]
+    assert [o.error for o in failed] == ["EndpointError", "InvalidImage", "EndpointError"]
+    # The throttled one waited for capacity; the model's 500 is not redriven.
+    assert [json.loads(failed[n].cause)["errorType"] for n in (0, 2)] == [
+        "EndpointBusy",
+        "EndpointUnavailable",
+    ]
     assert outcome.status == "SUCCEEDED", outcome.cause
     assert json.loads(recorded.input)["detail"]["object"]["key"] == "incoming/redrive/photo.png"

@@ -15,6 +15,7 @@ from stacks.constructs.classification_steps import (
 from tests.stacks.support import only, resources, state_machine_definition
 
 HANDLER_ERRORS = {error for errors in FAILURE_KINDS.values() for error in errors}
+TRANSIENT_ENDPOINT_ERRORS = {"EndpointBusy", "EndpointUnavailable"}
 
 
 def functions(template):
@@ -110,12 +111,13 @@ def test_only_transient_errors_are_retried_with_backoff_and_jitter(synthesized):
         for retry in states[name]["Retry"]:
             assert retry["JitterStrategy"] == "FULL"
             assert retry["BackoffRate"] >= 2
-            assert not set(retry["ErrorEquals"]) & (HANDLER_ERRORS - {"EndpointUnavailable"})
+            assert not set(retry["ErrorEquals"]) & (HANDLER_ERRORS - TRANSIENT_ENDPOINT_ERRORS)
             assert "States.ALL" not in retry["ErrorEquals"]
-    (endpoint_retry,) = [
-        r for r in states["ClassifyImage"]["Retry"] if "EndpointUnavailable" in r["ErrorEquals"]
-    ]
-    assert endpoint_retry["MaxAttempts"] >= 3 and endpoint_retry["MaxDelaySeconds"] <= 60
+    for error in TRANSIENT_ENDPOINT_ERRORS:
+        (endpoint_retry,) = [
+            r for r in states["ClassifyImage"]["Retry"] if error in r["ErrorEquals"]
+        ]
+        assert endpoint_retry["MaxAttempts"] >= 3 and endpoint_retry["MaxDelaySeconds"] <= 60
 
 
 def test_each_failure_kind_ends_in_a_fail_state_named_after_it(synthesized):
@@ -127,7 +129,7 @@ def test_each_failure_kind_ends_in_a_fail_state_named_after_it(synthesized):
         assert all(c["ResultPath"] == "$.error" for c in catches)
         routes.update({error: c["Next"] for c in catches for error in c["ErrorEquals"]})
     assert routes["LowConfidence"] == "LowConfidence"
-    assert routes["EndpointUnavailable"] == "EndpointError"
+    assert routes["EndpointUnavailable"] == routes["EndpointBusy"] == "EndpointError"
     assert routes["InvalidImage"] == "InvalidImage"
     assert routes["ImageNotFound"] == "ImageNotFound"
     for kind in FAILURE_KINDS:
@@ -206,9 +208,10 @@ def mean_full_jitter_wait(retrier):
 def test_capacity_errors_wait_out_a_scale_out_and_permanent_ones_fail_at_once(synthesized):
     states = state_machine_definition(synthesized.template("SconesWorkflow"))["States"]
     # Step Functions takes the first matching retrier: the capacity one must come first.
-    first, generic = states["ClassifyImage"]["Retry"]
-    assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException", "EndpointUnavailable"]
+    first, endpoint, generic = states["ClassifyImage"]["Retry"]
+    assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException", "EndpointBusy"]
     assert first["JitterStrategy"] == "FULL"
+    assert endpoint["ErrorEquals"] == ["EndpointUnavailable"]
     assert "Lambda.TooManyRequestsException" in generic["ErrorEquals"]
     # Autoscaling from one instance to four: (3-minute alarm + 5-minute start-up) + (1-minute
     # cooldown + 5-minute start-up) = 14 minutes; the budget is 15 (cdk.json leaves it derived).
@@ -220,6 +223,29 @@ def test_capacity_errors_wait_out_a_scale_out_and_permanent_ones_fail_at_once(sy
     for retrier in states["ClassifyImage"]["Retry"]:
         assert "EndpointError" not in retrier["ErrorEquals"]
         assert "InvalidInput" not in retrier["ErrorEquals"]
+
+
+def test_a_model_500_is_retried_briefly_and_only_capacity_waits_for_a_scale_out(synthesized):
+    """EndpointUnavailable (a model's own 5xx, InternalFailure, a dead endpoint) gets a few
+    quick retries, as before the capacity retrier; EndpointBusy (throttling, 429, 503,
+    timeouts) gets the 15-minute one. Neither error is in the other's retrier."""
+    retriers = state_machine_definition(synthesized.template("SconesWorkflow"))["States"][
+        "ClassifyImage"
+    ]["Retry"]
+    (unavailable,) = [r for r in retriers if "EndpointUnavailable" in r["ErrorEquals"]]
+    (busy,) = [r for r in retriers if "EndpointBusy" in r["ErrorEquals"]]
+    assert unavailable is not busy
+    assert unavailable == {
+        "ErrorEquals": ["EndpointUnavailable"],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 4,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 20,
+        "JitterStrategy": "FULL",
+    }
+    assert mean_full_jitter_wait(unavailable) == 15  # seconds: 1 + 2 + 4 + 8
+    assert mean_full_jitter_wait(busy) >= 14 * 60
+    assert retriers.index(busy) < retriers.index(unavailable)
 
 
 def test_the_capacity_budget_follows_its_setting():
@@ -237,8 +263,11 @@ def test_the_capacity_budget_follows_its_setting():
     chain = classification_chain(stack, functions, capacity_retry_minutes=5)
     sfn.StateMachine(stack, "Machine", definition_body=sfn.DefinitionBody.from_chainable(chain))
     definition = state_machine_definition(Template.from_stack(stack).to_json())
-    first = definition["States"]["ClassifyImage"]["Retry"][0]
+    first, endpoint, _ = definition["States"]["ClassifyImage"]["Retry"]
+    assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException", "EndpointBusy"]
     assert 5 * 60 <= mean_full_jitter_wait(first) < 6 * 60
+    # The brief retrier of EndpointUnavailable does not follow the capacity budget.
+    assert endpoint["MaxAttempts"] == 4 and mean_full_jitter_wait(endpoint) == 15
 
 
 def test_serialize_bundle_holds_arm64_pillow_and_the_handler(synthesized):
