@@ -100,24 +100,28 @@ def test_probabilities_within_the_sum_tolerance_pass(fake_endpoint, lambda_conte
     assert classify.lambda_handler(request(), lambda_context)["inferences"] == [0.5, 0.5009]
 
 
-# Capacity: the workflow's capacity retrier waits these out (endpoint_failures says why).
-BUSY_SERVICE_ERRORS = [
-    pytest.param(400, "ThrottlingException", {}, id="throttling"),
-    pytest.param(503, "ServiceUnavailable", {}, id="service-unavailable"),
-    pytest.param(429, "ModelNotReadyException", {}, id="model-not-ready"),
-    pytest.param(429, "TooManyRequests", {}, id="http-429"),
-    pytest.param(503, "BackendUnavailable", {}, id="http-503"),
-    pytest.param(424, "ModelError", {"OriginalStatusCode": 503}, id="model-error-503"),
-    pytest.param(424, "ModelError", {"OriginalStatusCode": 429}, id="model-error-429"),
-]
-# Transient but not capacity: retried briefly, never for the capacity retrier's 15 minutes.
-UNAVAILABLE_SERVICE_ERRORS = [
-    pytest.param(500, "InternalFailure", {}, id="internal-failure"),
-    pytest.param(530, "InternalDependencyException", {}, id="internal-dependency"),
-    pytest.param(502, "BadGateway", {}, id="http-5xx"),
-    pytest.param(504, "GatewayTimeout", {}, id="http-504"),
-    pytest.param(424, "ModelError", {"OriginalStatusCode": 500}, id="model-error-5xx"),
-    pytest.param(424, "ModelError", {"OriginalStatusCode": 502}, id="model-error-502"),
+TRANSIENT_SERVICE_ERRORS = [
+    # Capacity: the workflow's capacity retrier waits these out (endpoint_failures says why).
+    pytest.param(400, "ThrottlingException", {}, "EndpointBusy", id="throttling"),
+    pytest.param(503, "ServiceUnavailable", {}, "EndpointBusy", id="service-unavailable"),
+    pytest.param(429, "ModelNotReadyException", {}, "EndpointBusy", id="model-not-ready"),
+    pytest.param(429, "TooManyRequests", {}, "EndpointBusy", id="http-429"),
+    pytest.param(503, "BackendUnavailable", {}, "EndpointBusy", id="http-503"),
+    pytest.param(424, "ModelError", {"OriginalStatusCode": 503}, "EndpointBusy", id="model-503"),
+    pytest.param(424, "ModelError", {"OriginalStatusCode": 429}, "EndpointBusy", id="model-429"),
+    # Transient but not capacity: retried briefly, never for the capacity retrier's 15 minutes.
+    pytest.param(500, "InternalFailure", {}, "EndpointUnavailable", id="internal-failure"),
+    pytest.param(
+        530, "InternalDependencyException", {}, "EndpointUnavailable", id="internal-dependency"
+    ),
+    pytest.param(502, "BadGateway", {}, "EndpointUnavailable", id="http-5xx"),
+    pytest.param(504, "GatewayTimeout", {}, "EndpointUnavailable", id="http-504"),
+    pytest.param(
+        424, "ModelError", {"OriginalStatusCode": 500}, "EndpointUnavailable", id="model-500"
+    ),
+    pytest.param(
+        424, "ModelError", {"OriginalStatusCode": 502}, "EndpointUnavailable", id="model-502"
+    ),
 ]
 PERMANENT_SERVICE_ERRORS = [
     pytest.param(400, "ValidationError", {}, id="no-such-endpoint"),
@@ -126,25 +130,13 @@ PERMANENT_SERVICE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("status", "code", "fields"), BUSY_SERVICE_ERRORS)
-def test_capacity_errors_are_endpoint_busy(
-    fake_endpoint, lambda_context, emitted_metrics, status, code, fields
+@pytest.mark.parametrize(("status", "code", "fields", "kind"), TRANSIENT_SERVICE_ERRORS)
+def test_transient_service_errors_are_endpoint_busy_or_endpoint_unavailable(
+    fake_endpoint, lambda_context, emitted_metrics, status, code, fields, kind
 ):
     fake_endpoint.reply_error(status, code, **fields)
 
-    with pytest.raises(classify_errors.EndpointBusy, match=ENDPOINT_NAME):
-        classify.lambda_handler(request(), lambda_context)
-    assert len(fake_endpoint.requests) == 1, "Step Functions owns retries"
-    assert emitted_metrics()["EndpointFailures"] == 1
-
-
-@pytest.mark.parametrize(("status", "code", "fields"), UNAVAILABLE_SERVICE_ERRORS)
-def test_other_transient_service_errors_are_endpoint_unavailable(
-    fake_endpoint, lambda_context, emitted_metrics, status, code, fields
-):
-    fake_endpoint.reply_error(status, code, **fields)
-
-    with pytest.raises(classify_errors.EndpointUnavailable, match=ENDPOINT_NAME):
+    with pytest.raises(getattr(classify_errors, kind), match=ENDPOINT_NAME):
         classify.lambda_handler(request(), lambda_context)
     assert len(fake_endpoint.requests) == 1, "Step Functions owns retries"
     assert emitted_metrics()["EndpointFailures"] == 1
