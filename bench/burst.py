@@ -1,7 +1,7 @@
 # ruff: noqa: E402  (the environment and sys.path are set before the imports they affect)
 """A burst of uploads at once, on a compressed clock, with the new retry policy and today's.
 
-    python bench/burst.py [--uploads 2000] [--model RECORD] [--minute-seconds 30]
+    python bench/burst.py [--uploads 2000] [--model RECORD] [--minute-seconds 60]
                           [--photos-per-upload 20]
 
 One local workflow per policy, each starting from one endpoint instance that autoscaling may
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads", type=int, default=2000, help="uploads at once (2000)")
     add_model_argument(parser)
     parser.add_argument(
-        "--minute-seconds", type=float, default=30, help="real seconds per simulated minute (30)"
+        "--minute-seconds", type=float, default=60, help="real seconds per simulated minute (60)"
     )
     parser.add_argument(
         "--photos-per-upload", type=float, default=20, help="photos one upload stands for (20)"
