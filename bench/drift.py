@@ -34,9 +34,15 @@ if str(REPO_ROOT) not in sys.path:
 
 from emulator.assembly import cached_assembly
 from emulator.demo import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, stage
-from emulator.drift import SHIFTS, analyse_capture_dir, make_batch, send_batch, test_split_images
+from emulator.drift import (
+    SHIFTS,
+    DriftSettings,  # the drift monitor's own (lambda_src/drift_monitor/drift_settings.py)
+    analyse_capture_dir,
+    make_batch,
+    send_batch,
+    test_split_images,
+)
 from emulator.workflow import LocalWorkflow
-from lambda_src.drift_monitor.handler import DriftSettings
 
 DEFAULT_ARCHIVE = (
     REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import drift_errors
+import drift_plots
 import pytest
 from moto import mock_aws
 
 from lambda_src.drift_monitor import handler as monitor
 from tests.drift.conftest import capture_line, confidences, model_record, png_bytes
+from training.drift_baseline import build_baseline
 
 BUCKET = "scones-monitoring"
 CAPTURE_PREFIX = "data-capture/scones-classifier/"
@@ -34,7 +37,7 @@ def without_plots(monkeypatch):
     monkeypatch.setattr(
         monitor,
         "render_plots",
-        lambda *_: {monitor.CONFIDENCE_PLOT: PNG_MAGIC, "timeline.png": PNG_MAGIC},
+        lambda *_: {drift_plots.CONFIDENCE_PLOT: PNG_MAGIC, drift_plots.TIMELINE_PLOT: PNG_MAGIC},
     )
 
 
@@ -51,12 +54,12 @@ def s3(monkeypatch):
         "MIN_RECORDS": "30",
     }.items():
         monkeypatch.setenv(name, value)
-    monitor.reset_clients()
+    monitor.s3_client.cache_clear()  # the cached client is rebuilt inside moto
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         yield client
-    monitor.reset_clients()
+    monitor.s3_client.cache_clear()
 
 
 def _baseline_levels() -> tuple[list[float], list[float]]:
@@ -64,7 +67,7 @@ def _baseline_levels() -> tuple[list[float], list[float]]:
 
 
 def _put_baseline(s3) -> None:
-    baseline = monitor.build_baseline(model_record(*_baseline_levels()))
+    baseline = build_baseline(model_record(*_baseline_levels()))
     s3.put_object(Bucket=BUCKET, Key=BASELINE_KEY, Body=json.dumps(baseline).encode())
 
 
@@ -168,7 +171,7 @@ def test_the_event_can_widen_the_window(s3, without_plots):
 
 
 def test_a_missing_baseline_is_a_typed_error(s3):
-    with pytest.raises(monitor.BaselineNotFound, match=BASELINE_KEY):
+    with pytest.raises(drift_errors.BaselineNotFound, match=BASELINE_KEY):
         monitor.lambda_handler({}, FakeLambdaContext())
 
 
@@ -185,7 +188,7 @@ def test_a_missing_baseline_is_a_typed_error(s3):
 def test_bad_configuration_is_a_typed_error(s3, monkeypatch, name, value, message):
     _put_baseline(s3)
     monkeypatch.setenv(name, value)
-    with pytest.raises(monitor.ConfigurationError, match=message):
+    with pytest.raises(drift_errors.ConfigurationError, match=message):
         monitor.lambda_handler({}, FakeLambdaContext())
 
 

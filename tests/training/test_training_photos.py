@@ -205,7 +205,7 @@ def test_training_with_photos_scores_both_test_splits(make_archive, tmp_path):
     photos = record["evaluation"]["photos"]
     assert photos["test_size"] == 4 and set(photos["per_class"]) == {"bicycle", "motorcycle"}
     assert (output / photos["plots"]["misclassified"]).is_file()
-    from lambda_src.drift_monitor.handler import build_baseline
+    from training.drift_baseline import build_baseline
 
     baseline = build_baseline(record)  # the monitor compares traffic with the held-out photos
     assert record["evaluation"]["baseline_images"] == PHOTOS_TEST
