@@ -6,8 +6,10 @@ The analysis (capture parsing, KS tests, verdict, plots) is the drift monitor La
 imported from its modules in ``lambda_src/drift_monitor/`` (not its handler). They import one
 another by their own names, as in Lambda, so that folder is put on ``sys.path``. Only the
 reading differs: every ``.jsonl`` file under a folder (the layout ``classify --capture-dir``
-writes), all records, the window being the span of their inference times. The baseline is
-built from the model record's ``evaluation.baseline`` (training/drift_baseline.py).
+writes), all records, the window being the span of their inference times. The baseline is the
+file training writes beside the model record (training/drift_baseline.py), as synth uploads
+it; for a record from before training wrote it, the one built from the record's
+``evaluation.baseline``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from PIL import Image, ImageEnhance, ImageFilter
 
 from emulator.errors import EmulatorError
-from training.drift_baseline import build_baseline
+from training.drift_baseline import baseline_path, build_baseline
 
 MONITOR_SOURCE = Path(__file__).resolve().parents[1] / "lambda_src" / "drift_monitor"
 if str(MONITOR_SOURCE) not in sys.path:
@@ -50,8 +52,14 @@ class DriftInputError(EmulatorError):
 
 
 def load_baseline(model: Path) -> dict[str, Any]:
-    """The drift baseline from a model record (or the record next to a ``model.tar.gz``)."""
+    """The drift baseline of a model record (or of the record next to a ``model.tar.gz``)."""
     record_path = model if model.suffix == ".json" else model.parent / "model-record.json"
+    path = baseline_path(record_path)
+    try:
+        if path.is_file():
+            return validate_baseline(json.loads(path.read_text()))
+    except (OSError, ValueError) as error:  # InvalidBaseline is a ValueError
+        raise DriftInputError(f"cannot use the drift baseline {path}: {error}") from error
     try:
         record = json.loads(record_path.read_text())
     except (OSError, ValueError) as error:

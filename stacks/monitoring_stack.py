@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
@@ -20,12 +19,13 @@ from constructs import Construct
 from stacks.checkov import skip_checks
 from stacks.config import Settings
 from stacks.constructs.classifier_endpoint import endpoint_metric
+from stacks.constructs.drift_baseline import upload_baseline
 from stacks.constructs.project_key import project_key
 from stacks.constructs.python_lambda import PythonLambda
-from stacks.drift_baseline import DRIFT_MONITOR_SOURCE, drift_baseline
 from stacks.endpoint_stack import EndpointStack
 from stacks.names import (
     CAPTURE_PREFIX,
+    DRIFT_BASELINE_FILE,
     DRIFT_BASELINE_KEY,
     DRIFT_REPORTS_PREFIX,
     METRICS_NAMESPACE,
@@ -41,6 +41,7 @@ ENDPOINT_PERIOD = Duration.minutes(5)
 GREATER_OR_EQUAL = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
+DRIFT_MONITOR_SOURCE = Path(__file__).resolve().parents[1] / "lambda_src" / "drift_monitor"
 
 
 class MonitoringStack(Stack):
@@ -157,32 +158,12 @@ class MonitoringStack(Stack):
         return monitor
 
     def _upload_baseline(self, settings: Settings, storage: StorageStack) -> None:
-        try:
-            baseline = drift_baseline(settings.model_record)
-        except ValueError as error:  # the handler's InvalidBaseline is a ValueError
-            Annotations.of(self).add_warning_v2(
-                "scones:drift-baseline",
-                f"no drift baseline uploaded ({error}); the drift monitor fails with "
-                "BaselineNotFound until a record from the current training/train.py is deployed",
-            )
-            return
-        baseline_folder, _, baseline_file = DRIFT_BASELINE_KEY.rpartition("/")
-        s3_deployment.BucketDeployment(
+        upload_baseline(
             self,
-            "DriftBaseline",
-            sources=[s3_deployment.Source.json_data(baseline_file, baseline)],
-            destination_bucket=storage.bucket,
-            destination_key_prefix=f"{baseline_folder}/",
-            # Only the baseline's own folder, and never the reports: no pruning.
-            prune=False,
-            retain_on_delete=False,
-            log_group=logs.LogGroup(
-                self,
-                "DriftBaselineUploadLogs",
-                retention=settings.log_retention,
-                encryption_key=storage.encryption_key,
-                removal_policy=RemovalPolicy.DESTROY,
-            ),
+            baseline=settings.model_record.with_name(DRIFT_BASELINE_FILE),
+            bucket=storage.bucket,
+            encryption_key=storage.encryption_key,
+            log_retention=settings.log_retention,
         )
 
     # -- alarms ------------------------------------------------------------------------------
