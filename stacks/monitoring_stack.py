@@ -10,6 +10,9 @@ its log group, the topic's key, every alarm); the baseline upload's owner tag on
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TypeVar
+
 from aws_cdk import CfnOutput, Stack
 from cdk_nag import NagSuppressions
 from constructs import Construct
@@ -25,15 +28,22 @@ from stacks.names import DRIFT_REPORTS_PREFIX
 from stacks.storage_stack import StorageStack
 from stacks.workflow_stack import WorkflowStack
 
+Props = TypeVar("Props")
+
+
+def _fields_of(settings: Settings, props: type[Props]) -> Props:
+    """``props``, a dataclass of ``Settings`` fields (same names), filled from ``settings``."""
+    fields = dataclasses.fields(props)
+    return props(**{field.name: getattr(settings, field.name) for field in fields})
+
 
 class MonitoringStack(Stack):
     """Drift monitor (EventBridge Scheduler -> Lambda), alarms -> SNS topic, one dashboard.
 
-    Of ``settings`` it reads model_record (the drift baseline is beside it), log_retention,
-    alarm_email, confidence_threshold, the drift_monitor_rate_minutes, drift_window_minutes,
-    drift_threshold and drift_min_records of the monitor, the alarms' low_confidence_rate_limit,
-    workflow_failure_rate_limit and endpoint_latency_p99_ms, and
-    autoscaling_invocations_per_instance (drawn on the dashboard).
+    Of ``settings`` it reads the fields of ``DriftMonitorSettings`` and ``AlarmLimits`` (the
+    drift_* ones, confidence_threshold, low_confidence_rate_limit, workflow_failure_rate_limit,
+    endpoint_latency_p99_ms), and model_record (the drift baseline is beside it),
+    log_retention, alarm_email and autoscaling_invocations_per_instance.
     """
 
     def __init__(
@@ -59,21 +69,10 @@ class MonitoringStack(Stack):
             endpoint_name=endpoint_name,
             model_record=settings.model_record,
             log_retention=settings.log_retention,
-            settings=DriftMonitorSettings(
-                rate_minutes=settings.drift_monitor_rate_minutes,
-                window_minutes=settings.drift_window_minutes,
-                drift_threshold=settings.drift_threshold,
-                confidence_threshold=settings.confidence_threshold,
-                min_records=settings.drift_min_records,
-            ),
+            settings=_fields_of(settings, DriftMonitorSettings),
         )
 
-        limits = AlarmLimits(
-            confidence_threshold=settings.confidence_threshold,
-            low_confidence_rate=settings.low_confidence_rate_limit,
-            workflow_failure_rate=settings.workflow_failure_rate_limit,
-            endpoint_latency_p99_ms=settings.endpoint_latency_p99_ms,
-        )
+        limits = _fields_of(settings, AlarmLimits)
         alarms = AlarmSet(self)
         traffic_alarms(
             alarms,

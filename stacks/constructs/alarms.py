@@ -35,11 +35,12 @@ DEFAULTS = {
 
 @dataclass(frozen=True)
 class AlarmLimits:
-    """Where the alarms fire (the dashboard draws them too), and the workflow's threshold."""
+    """Where the alarms fire (the dashboard draws them too), and the workflow's threshold
+    (``Settings`` fields, same names)."""
 
     confidence_threshold: float
-    low_confidence_rate: float
-    workflow_failure_rate: float
+    low_confidence_rate_limit: float
+    workflow_failure_rate_limit: float
     endpoint_latency_p99_ms: int
 
 
@@ -89,9 +90,10 @@ def traffic_alarms(
         "The drift monitor found the recent capture unlike the baseline "
         "(see the report under monitoring/reports/)",
         drift_monitor.metric("DriftDetected", cloudwatch.Stats.MAXIMUM),
+        threshold=1,
         # No traffic, no verdict: the monitor publishes DriftDetected only with enough
         # records, and silence is not drift.
-        threshold=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
     alarms.add(
         "DriftMonitorSilent",
@@ -116,10 +118,10 @@ def traffic_alarms(
     }
     alarms.add(
         "LowConfidenceRate",
-        f"More than {limits.low_confidence_rate:.0%} of the inferences are below the "
+        f"More than {limits.low_confidence_rate_limit:.0%} of the inferences are below the "
         f"confidence threshold ({limits.confidence_threshold})",
         guarded_rate("rate", "calls", low_confidence, "low-confidence rate"),
-        threshold=limits.low_confidence_rate,
+        threshold=limits.low_confidence_rate_limit,
         comparison_operator=GREATER,
         evaluation_periods=2,
     )
@@ -129,10 +131,10 @@ def traffic_alarms(
     }
     alarms.add(
         "WorkflowFailureRate",
-        f"More than {limits.workflow_failure_rate:.0%} of the workflow executions failed "
+        f"More than {limits.workflow_failure_rate_limit:.0%} of the workflow executions failed "
         "(every failure kind, low confidence included)",
         guarded_rate("failed / started", "started", executions, "failed executions / started"),
-        threshold=limits.workflow_failure_rate,
+        threshold=limits.workflow_failure_rate_limit,
         comparison_operator=GREATER,
         evaluation_periods=2,
     )

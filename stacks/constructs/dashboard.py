@@ -76,7 +76,7 @@ class MonitoringDashboard:
                     emitted(filter_, "LowConfidenceInferences", AVERAGE, WORKFLOW_RATE),
                     drift("LowConfidenceRate", AVERAGE, "captured (drift monitor)"),
                 ],
-                left_annotations=line(limits.low_confidence_rate, "alarm limit"),
+                left_annotations=line(limits.low_confidence_rate_limit, "alarm limit"),
                 left_y_axis=SHARE_AXIS,
             ),
         ]

@@ -34,13 +34,13 @@ SOURCE_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "drift_monitor
 
 @dataclass(frozen=True)
 class DriftMonitorSettings:
-    """How often the monitor runs, and how it judges a window (the function's environment)."""
+    """How often the monitor runs and how it judges a window (``Settings`` fields, same names)."""
 
-    rate_minutes: int
-    window_minutes: int
+    drift_monitor_rate_minutes: int
+    drift_window_minutes: int
     drift_threshold: float
     confidence_threshold: float
-    min_records: int
+    drift_min_records: int
 
 
 class DriftMonitor:
@@ -58,7 +58,7 @@ class DriftMonitor:
         settings: DriftMonitorSettings,
     ) -> None:
         self.settings = settings
-        self.period = Duration.minutes(settings.rate_minutes)
+        self.period = Duration.minutes(settings.drift_monitor_rate_minutes)
         capture_prefix = f"{CAPTURE_PREFIX}{endpoint_name}/"
         self.function = PythonLambda(
             scope,
@@ -76,10 +76,10 @@ class DriftMonitor:
                 "CAPTURE_PREFIX": capture_prefix,
                 "BASELINE_KEY": DRIFT_BASELINE_KEY,
                 "REPORT_PREFIX": DRIFT_REPORTS_PREFIX,
-                "WINDOW_MINUTES": str(settings.window_minutes),
+                "WINDOW_MINUTES": str(settings.drift_window_minutes),
                 "DRIFT_THRESHOLD": str(settings.drift_threshold),
                 "CONFIDENCE_THRESHOLD": str(settings.confidence_threshold),
-                "MIN_RECORDS": str(settings.min_records),
+                "MIN_RECORDS": str(settings.drift_min_records),
             },
         )
         bucket.grant_read(self.function.function, f"{capture_prefix}*")

@@ -67,10 +67,10 @@ def service_alarms(
         # a high share of them is not.
         alarms.add(
             f"{name}Errors",
-            f"More than {limits.workflow_failure_rate:.0%} of the {name} invocations raised an "
-            "error",
+            f"More than {limits.workflow_failure_rate_limit:.0%} of the {name} invocations "
+            "raised an error",
             guarded_rate("errors / calls", "calls", calls, "errors / invocations"),
-            threshold=limits.workflow_failure_rate,
+            threshold=limits.workflow_failure_rate_limit,
             comparison_operator=GREATER,
         )
         _throttles(alarms, name, function)
