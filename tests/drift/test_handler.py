@@ -4,8 +4,11 @@ object, PNG plots and EMF metrics out."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import drift_errors
@@ -228,3 +231,25 @@ def test_the_report_is_traced_but_not_recorded(s3, without_plots, xray_daemon):
 
 def _names(listener) -> list[str]:
     return [document["name"] for documents in listener.traces().values() for document in documents]
+
+
+def test_the_monitor_needs_none_of_the_repository():
+    """Every file of the function's folder ships with it as a top-level module: with only that
+    folder (and the installed packages) on the path, in a fresh process, they import one
+    another and never the repository's packages."""
+    folder = Path(monitor.__file__).parent
+    script = (
+        "import json, sys; sys.path[0] = sys.argv[1]; import handler, capture_baseline; "
+        "print(json.dumps(sorted({name.partition('.')[0] for name in sys.modules})))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(json.loads(completed.stdout.splitlines()[-1]))
+    assert {"handler", "capture_records", "drift_report", "drift_plots"} <= loaded
+    assert not loaded & {"lambda_src", "stacks", "emulator", "training", "tests"}
