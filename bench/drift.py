@@ -6,11 +6,11 @@
 For each seed, two batches of --count images (default 200) drawn with replacement from the
 staged test split go through the local workflow (moto Step Functions, the three handlers,
 the local endpoint with data capture): one unchanged, one shifted (dark, blur or rotate). The
-drift monitor's analysis then compares each batch's capture with the baseline in the model
-record. Prints, per seed, each batch's drift score (the largest KS statistic D) and verdict
-and the ratio shifted / clean; then how many shifted batches were flagged and how many clean
-ones were (target: all shifted, no clean). Without a model record, trains one first
-(--epochs, default 20) from --archive.
+drift monitor's analysis then compares each batch's capture with the model's baseline (the
+``drift-baseline.json`` training wrote beside the record). Prints, per seed, each batch's
+drift score (the largest KS statistic D) and verdict and the ratio shifted / clean; then how
+many shifted batches were flagged and how many clean ones were (target: all shifted, no
+clean). Without a model record, trains one first (--epochs, default 20) from --archive.
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ if str(REPO_ROOT) not in sys.path:
 
 from emulator.assembly import cached_assembly
 from emulator.demo import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, stage
-from emulator.drift import SHIFTS, analyse_capture_dir, make_batch, send_batch, test_split_images
+from emulator.drift import (
+    SHIFTS,
+    DriftSettings,  # the drift monitor's own (lambda_src/drift_monitor/drift_settings.py)
+    analyse_capture_dir,
+    make_batch,
+    send_batch,
+    test_split_images,
+)
 from emulator.workflow import LocalWorkflow
-from lambda_src.drift_monitor.handler import DriftSettings
 
 DEFAULT_ARCHIVE = (
     REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"

@@ -110,8 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_drift(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from emulator.drift import analyse_capture_dir
-    from lambda_src.drift_monitor.handler import DriftSettings
+    from emulator.drift import DriftSettings, analyse_capture_dir
 
     defaults = DriftSettings()
     settings = DriftSettings(

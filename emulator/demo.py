@@ -204,8 +204,7 @@ def run_demo(
 
 def drift_report(record: Path, capture_dir: Path, threshold: float, report_dir: Path) -> str:
     """The drift monitor over this run's capture: one line naming the report and the verdict."""
-    from emulator.drift import DriftInputError, analyse_capture_dir
-    from lambda_src.drift_monitor.handler import DriftSettings
+    from emulator.drift import DriftInputError, DriftSettings, analyse_capture_dir
 
     settings = DriftSettings(confidence_threshold=threshold if math.isfinite(threshold) else None)
     try:

@@ -1,10 +1,15 @@
+# ruff: noqa: E402  (the drift monitor's folder goes on sys.path before its modules are imported)
 """The drift monitor in the local mode: the Lambda's own analysis over a local capture folder,
 and batches of test images, clean or shifted, sent through the local workflow.
 
 The analysis (capture parsing, KS tests, verdict, plots) is the drift monitor Lambda's code,
-imported from ``lambda_src/drift_monitor/handler.py``; only the reading differs: every
-``.jsonl`` file under a folder (the layout ``classify --capture-dir`` writes), all records,
-the window being the span of their inference times.
+imported from its modules in ``lambda_src/drift_monitor/`` (not its handler). They import one
+another by their own names, as in Lambda, so that folder is put on ``sys.path``. Only the
+reading differs: every ``.jsonl`` file under a folder (the layout ``classify --capture-dir``
+writes), all records, the window being the span of their inference times. The baseline is the
+file training writes beside the model record (training/drift_baseline.py), as synth uploads
+it; for a record from before training wrote it, the one built from the record's
+``evaluation.baseline``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -23,7 +29,17 @@ from typing import Any
 from PIL import Image, ImageEnhance, ImageFilter
 
 from emulator.errors import EmulatorError
-from lambda_src.drift_monitor import handler as monitor
+from training.drift_baseline import baseline_path, build_baseline
+
+MONITOR_SOURCE = Path(__file__).resolve().parents[1] / "lambda_src" / "drift_monitor"
+if str(MONITOR_SOURCE) not in sys.path:
+    sys.path.append(str(MONITOR_SOURCE))
+
+from baseline_file import validate_baseline
+from capture_records import CaptureBatch, CapturedInference, parse_capture_text
+from drift_plots import CONFIDENCE_PLOT, render_plots
+from drift_report import analyse, verdict_line
+from drift_settings import DriftSettings  # the analysis' settings, for the commands too
 
 SHIFTS = ("clean", "dark", "blur", "rotate")
 DARK_FACTOR = 0.4
@@ -36,30 +52,36 @@ class DriftInputError(EmulatorError):
 
 
 def load_baseline(model: Path) -> dict[str, Any]:
-    """The drift baseline from a model record (or the record next to a ``model.tar.gz``)."""
+    """The drift baseline of a model record (or of the record next to a ``model.tar.gz``)."""
     record_path = model if model.suffix == ".json" else model.parent / "model-record.json"
+    path = baseline_path(record_path)
+    try:
+        if path.is_file():
+            return validate_baseline(json.loads(path.read_text()))
+    except (OSError, ValueError) as error:  # InvalidBaseline is a ValueError
+        raise DriftInputError(f"cannot use the drift baseline {path}: {error}") from error
     try:
         record = json.loads(record_path.read_text())
     except (OSError, ValueError) as error:
         raise DriftInputError(f"cannot read the model record {record_path}: {error}") from error
     try:
-        return monitor.build_baseline(record)
-    except monitor.InvalidBaseline as error:
+        return validate_baseline(build_baseline(record))
+    except ValueError as error:
         raise DriftInputError(f"{record_path}: {error}") from error
 
 
-def read_capture_dir(capture_dir: Path) -> monitor.CaptureBatch:
+def read_capture_dir(capture_dir: Path) -> CaptureBatch:
     """Every line of every ``.jsonl`` file under ``capture_dir``."""
     if not capture_dir.is_dir():
         raise DriftInputError(f"no capture folder {capture_dir}")
-    batch = monitor.CaptureBatch(records=[], skipped=[])
+    batch = CaptureBatch(records=[], skipped=[])
     for path in sorted(capture_dir.rglob("*.jsonl")):
         text = path.read_bytes().decode("utf-8", errors="replace")
-        batch.extend(monitor.parse_capture_text(text, str(path.relative_to(capture_dir))))
+        batch.extend(parse_capture_text(text, str(path.relative_to(capture_dir))))
     return batch
 
 
-def record_span(records: Iterable[monitor.CapturedInference]) -> tuple[datetime, datetime]:
+def record_span(records: Iterable[CapturedInference]) -> tuple[datetime, datetime]:
     """From the first inference time to one second after the last (now, when none has one)."""
     times = [record.inference_time for record in records if record.inference_time is not None]
     if not times:
@@ -71,7 +93,7 @@ def record_span(records: Iterable[monitor.CapturedInference]) -> tuple[datetime,
 def analyse_capture_dir(
     model: Path,
     capture_dir: Path,
-    settings: monitor.DriftSettings,
+    settings: DriftSettings,
     report_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The drift report of every record under ``capture_dir``; with ``report_dir``, also
@@ -79,14 +101,14 @@ def analyse_capture_dir(
     baseline = load_baseline(model)
     batch = read_capture_dir(capture_dir)
     start, end = record_span(batch.records)
-    report = monitor.analyse(batch, baseline, settings, start, end)
-    report["verdict"] = monitor.verdict_line(report)
+    report = analyse(batch, baseline, settings, start, end)
+    report["verdict"] = verdict_line(report)
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         report["plots"] = {}
-        for name, body in monitor.render_plots(report, batch.records, baseline).items():
+        for name, body in render_plots(report, batch.records, baseline).items():
             (report_dir / name).write_bytes(body)
-            kind = "confidence_histogram" if name == monitor.CONFIDENCE_PLOT else "timeline"
+            kind = "confidence_histogram" if name == CONFIDENCE_PLOT else "timeline"
             report["plots"][kind] = str(report_dir / name)
         report["report_path"] = str(report_dir / "report.json")
         (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")

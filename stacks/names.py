@@ -20,6 +20,10 @@ BATCH_RESULTS_PREFIX = "batch-results/"
 DRIFT_BASELINE_KEY = "monitoring/baseline/baseline.json"
 DRIFT_REPORTS_PREFIX = "monitoring/reports/"
 
+# Training writes the drift baseline beside the model record under this name; synth uploads it
+# to DRIFT_BASELINE_KEY (training/drift_baseline.py).
+DRIFT_BASELINE_FILE = "drift-baseline.json"
+
 # The SSM parameters under ``/<project_name>`` where training/train.py finds the stack's names.
 BUCKET_PARAMETER = "data-bucket-name"
 ROLE_PARAMETER = "sagemaker-training-role-arn"

@@ -8,7 +8,8 @@ Both modes stage the CIFAR-100 archive (and with ``--images`` a user's labelled 
 DIR/<label>/*, a stratified part of them held out; without ``--archive`` the photos alone),
 run the same entry point (``training/model/train_model.py``), evaluate ``model.tar.gz``
 through its own inference handlers on the test split (and the held-out photos, scored
-separately) and write ``model-record.json``.
+separately) and write ``model-record.json`` and, beside it, the drift monitor's baseline
+(``drift-baseline.json``, training/drift_baseline.py).
 """
 
 # ruff: noqa: E402  (the environment and sys.path are set before the imports they affect)
@@ -32,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the `training` package im
     sys.path.insert(0, str(REPO_ROOT))
 
 from training import cloud, stage_data, stage_photos
+from training.drift_baseline import write_baseline
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE
 from training.record import RECORD_NAME, build_record, write_record
 
@@ -159,7 +161,9 @@ def train_local(
         training_job_name=_job_name("local"),
         evaluation=evaluation,
     )
-    return write_record(output / RECORD_NAME, record)
+    record_path = write_record(output / RECORD_NAME, record)
+    write_baseline(record_path, record)  # the drift monitor's, beside the record
+    return record_path
 
 
 def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
@@ -229,7 +233,9 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
         training_job_name=job_name,
         evaluation=evaluation,
     )
-    return write_record(output / RECORD_NAME, record)
+    record_path = write_record(output / RECORD_NAME, record)
+    write_baseline(record_path, record)  # the drift monitor's, beside the record
+    return record_path
 
 
 def parse_hyperparameter(text: str) -> tuple[str, Any]:

@@ -5,10 +5,11 @@
 
 DIR holds SageMaker capture files (``*.jsonl``, any depth), e.g. copied from AWS with
 ``aws s3 sync s3://BUCKET/data-capture/ENDPOINT/ DIR``; only the records inferred in
-[start, end) count. The result is a baseline file in the monitor's schema (the handler's
-module docstring): the window's top-class confidences and brightness become what later windows
-are compared with. Put it where the monitor reads it (``aws s3 cp baseline.json
-s3://BUCKET/BASELINE_KEY``; locally, the file the local mode's monitor is given).
+[start, end) count. The result is a baseline file in the monitor's schema
+(``baseline_file.py``): the window's top-class confidences and brightness become what later
+windows are compared with. Put it where the monitor reads it (``aws s3 cp baseline.json
+s3://BUCKET/BASELINE_KEY``; locally, as ``drift-baseline.json`` beside the model record the
+local mode's ``drift`` command is given).
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lambda_src.drift_monitor.handler import (
-    BASELINE_SCHEMA,
-    CLASS_NAMES,
-    CaptureBatch,
-    InvalidBaseline,
-    in_window,
-    parse_capture_text,
-    validate_baseline,
-)
+# The monitor's modules import one another by their own names, as in Lambda; run from the
+# repository (``python -m``), this folder is what makes them importable.
+FOLDER = str(Path(__file__).resolve().parent)
+if FOLDER not in sys.path:
+    sys.path.append(FOLDER)
+
+from baseline_file import BASELINE_SCHEMA, validate_baseline  # noqa: E402
+from capture_records import CLASS_NAMES, CaptureBatch, in_window, parse_capture_text  # noqa: E402
+from drift_errors import InvalidBaseline  # noqa: E402
 
 DEFAULT_THRESHOLD = 0.75  # the workflow's confidence_threshold in cdk.json
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)

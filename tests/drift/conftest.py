@@ -25,7 +25,15 @@ if REPO_ROOT not in sys.path:
 
 CAPTURE_SAMPLES = Path(REPO_ROOT).parent / "shared" / "data" / "capture-samples"
 
-import_in_lambda("lambda_src.drift_monitor.handler")
+# The handler as the Lambda runtime imports it; its modules by their own names (tests/conftest.py
+# puts the function's folder on the import path, as its asset root is in Lambda).
+handler = import_in_lambda("lambda_src.drift_monitor.handler")
+
+
+@pytest.fixture(autouse=True)
+def fresh_metrics() -> None:
+    """No metric, dimension or metadata left over from another test's invocation."""
+    handler.metrics.clear_metrics()
 
 
 def png_bytes(level: int, seed: int, size: int = 32) -> bytes:
@@ -78,7 +86,8 @@ def confidences(count: int, low: float, high: float, seed: int) -> list[float]:
 def model_record(
     top_confidences: list[float], brightness: list[float], threshold: float = 0.8
 ) -> dict[str, Any]:
-    """A model record with the evaluation block ``training/evaluate.py`` writes."""
+    """A model record with the evaluation block ``training/evaluate.py`` writes (its drift
+    baseline: ``training.drift_baseline.build_baseline``)."""
     return {
         "model_data_url": "/tmp/model.tar.gz",
         "training_job_name": "local-test",

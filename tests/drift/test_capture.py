@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import capture_records
+import drift_errors
 import pytest
 
-from lambda_src.drift_monitor import handler as monitor
 from tests.drift.conftest import CAPTURE_SAMPLES, capture_line, png_bytes
 
 # Records per file, counted by hand from the samples' lines.
@@ -27,9 +28,9 @@ MULTI_RECORD_FILES = {
 TOTALS = {"endpoint-a": (12, 22), "endpoint-b": (6, 7)}  # (files, records)
 
 
-def _read_endpoint(name: str) -> dict[str, monitor.CaptureBatch]:
+def _read_endpoint(name: str) -> dict[str, capture_records.CaptureBatch]:
     return {
-        path.name: monitor.parse_capture_text(path.read_text(), path.name)
+        path.name: capture_records.parse_capture_text(path.read_text(), path.name)
         for path in sorted((CAPTURE_SAMPLES / name).glob("*.jsonl"))
     }
 
@@ -49,7 +50,7 @@ def test_every_record_of_every_real_file_is_read(endpoint):
 def test_real_records_give_figures_matching_their_raw_lines(endpoint):
     for path in sorted((CAPTURE_SAMPLES / endpoint).glob("*.jsonl")):
         lines = [line for line in path.read_text().splitlines() if line.strip()]
-        parsed = monitor.parse_capture_text(path.read_text(), path.name).records
+        parsed = capture_records.parse_capture_text(path.read_text(), path.name).records
         for line, record in zip(lines, parsed, strict=True):
             raw = json.loads(line)
             probabilities = json.loads(raw["captureData"]["endpointOutput"]["data"])
@@ -66,7 +67,7 @@ def test_real_records_give_figures_matching_their_raw_lines(endpoint):
 
 def test_known_sample_record_figures():
     path = CAPTURE_SAMPLES / "endpoint-b" / "31-21-327-0495c1d5-4a4b-4b8a-99fd-44316fff7fcf.jsonl"
-    first, second = monitor.parse_capture_text(path.read_text(), path.name).records
+    first, second = capture_records.parse_capture_text(path.read_text(), path.name).records
     assert first.probabilities == (0.9155245423316956, 0.08447543531656265)
     assert first.predicted_class == "bicycle"
     assert second.inference_time == datetime(2023, 3, 4, 18, 32, 17, tzinfo=UTC)
@@ -80,7 +81,7 @@ def test_blank_lines_are_ignored_and_malformed_lines_counted_not_fatal():
     text = "\n".join(
         [good, "", "   ", "not json", '{"captureData": {}}', three_classes, base64_output, ""]
     )
-    batch = monitor.parse_capture_text(text, "made-up.jsonl")
+    batch = capture_records.parse_capture_text(text, "made-up.jsonl")
     assert [record.probabilities for record in batch.records] == [(0.9, 0.1), (0.2, 0.8)]
     assert [(item["line"], item["source"]) for item in batch.skipped] == [
         (4, "made-up.jsonl"),
@@ -105,20 +106,20 @@ def test_each_kind_of_malformed_record_raises_the_typed_error(mutate, message):
         capture_line((0.9, 0.1), png_bytes(100, 1), datetime(2025, 1, 31, tzinfo=UTC))
     )
     mutate(record)
-    with pytest.raises(monitor.MalformedCaptureRecord, match=message):
-        monitor.parse_capture_record(json.dumps(record))
+    with pytest.raises(drift_errors.MalformedCaptureRecord, match=message):
+        capture_records.parse_capture_record(json.dumps(record))
 
 
 def test_an_undecodable_input_image_still_counts_for_the_output():
     record = json.loads(
         capture_line((0.3, 0.7), b"not an image", datetime(2025, 1, 31, tzinfo=UTC))
     )
-    parsed = monitor.parse_capture_record(json.dumps(record))
+    parsed = capture_records.parse_capture_record(json.dumps(record))
     assert parsed.predicted_class == "motorcycle"
     assert parsed.brightness is None and parsed.image_format is None
 
 
 def test_brightness_is_the_mean_rgb_value():
     black_and_white = png_bytes(0, 1)  # noise clipped at 0: mean well below 20
-    assert monitor.image_figures(black_and_white)[3] < 20
-    assert monitor.image_figures(png_bytes(200, 1))[3] == pytest.approx(200, abs=2)
+    assert capture_records.image_figures(black_and_white)[3] < 20
+    assert capture_records.image_figures(png_bytes(200, 1))[3] == pytest.approx(200, abs=2)

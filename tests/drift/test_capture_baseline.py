@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from capture_records import parse_capture_text
+from drift_report import analyse
+from drift_settings import DriftSettings
+
 from lambda_src.drift_monitor.capture_baseline import main
-from lambda_src.drift_monitor.handler import DriftSettings, analyse, parse_capture_text
 from tests.drift.conftest import capture_line, confidences, png_bytes
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

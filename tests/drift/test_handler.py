@@ -4,15 +4,21 @@ object, PNG plots and EMF metrics out."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
+import drift_errors
+import drift_plots
 import pytest
 from moto import mock_aws
 
 from lambda_src.drift_monitor import handler as monitor
 from tests.drift.conftest import capture_line, confidences, model_record, png_bytes
+from training.drift_baseline import build_baseline
 
 BUCKET = "scones-monitoring"
 CAPTURE_PREFIX = "data-capture/scones-classifier/"
@@ -34,7 +40,7 @@ def without_plots(monkeypatch):
     monkeypatch.setattr(
         monitor,
         "render_plots",
-        lambda *_: {monitor.CONFIDENCE_PLOT: PNG_MAGIC, "timeline.png": PNG_MAGIC},
+        lambda *_: {drift_plots.CONFIDENCE_PLOT: PNG_MAGIC, drift_plots.TIMELINE_PLOT: PNG_MAGIC},
     )
 
 
@@ -51,12 +57,12 @@ def s3(monkeypatch):
         "MIN_RECORDS": "30",
     }.items():
         monkeypatch.setenv(name, value)
-    monitor.reset_clients()
+    monitor.s3_client.cache_clear()  # the cached client is rebuilt inside moto
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         yield client
-    monitor.reset_clients()
+    monitor.s3_client.cache_clear()
 
 
 def _baseline_levels() -> tuple[list[float], list[float]]:
@@ -64,7 +70,7 @@ def _baseline_levels() -> tuple[list[float], list[float]]:
 
 
 def _put_baseline(s3) -> None:
-    baseline = monitor.build_baseline(model_record(*_baseline_levels()))
+    baseline = build_baseline(model_record(*_baseline_levels()))
     s3.put_object(Bucket=BUCKET, Key=BASELINE_KEY, Body=json.dumps(baseline).encode())
 
 
@@ -168,7 +174,7 @@ def test_the_event_can_widen_the_window(s3, without_plots):
 
 
 def test_a_missing_baseline_is_a_typed_error(s3):
-    with pytest.raises(monitor.BaselineNotFound, match=BASELINE_KEY):
+    with pytest.raises(drift_errors.BaselineNotFound, match=BASELINE_KEY):
         monitor.lambda_handler({}, FakeLambdaContext())
 
 
@@ -185,7 +191,7 @@ def test_a_missing_baseline_is_a_typed_error(s3):
 def test_bad_configuration_is_a_typed_error(s3, monkeypatch, name, value, message):
     _put_baseline(s3)
     monkeypatch.setenv(name, value)
-    with pytest.raises(monitor.ConfigurationError, match=message):
+    with pytest.raises(drift_errors.ConfigurationError, match=message):
         monitor.lambda_handler({}, FakeLambdaContext())
 
 
@@ -225,3 +231,25 @@ def test_the_report_is_traced_but_not_recorded(s3, without_plots, xray_daemon):
 
 def _names(listener) -> list[str]:
     return [document["name"] for documents in listener.traces().values() for document in documents]
+
+
+def test_the_monitor_needs_none_of_the_repository():
+    """Every file of the function's folder ships with it as a top-level module: with only that
+    folder (and the installed packages) on the path, in a fresh process, they import one
+    another and never the repository's packages."""
+    folder = Path(monitor.__file__).parent
+    script = (
+        "import json, sys; sys.path[0] = sys.argv[1]; import handler, capture_baseline; "
+        "print(json.dumps(sorted({name.partition('.')[0] for name in sys.modules})))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(json.loads(completed.stdout.splitlines()[-1]))
+    assert {"handler", "capture_records", "drift_report", "drift_plots"} <= loaded
+    assert not loaded & {"lambda_src", "stacks", "emulator", "training", "tests"}

@@ -6,10 +6,15 @@ import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
+import baseline_file
+import capture_records
+import drift_report
+import drift_settings
+import ks_test
 import pytest
 
-from lambda_src.drift_monitor import handler as monitor
 from tests.drift.conftest import confidences, model_record
+from training.drift_baseline import DriftBaselineError, build_baseline
 
 START = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
@@ -17,13 +22,13 @@ END = START + timedelta(hours=1)
 
 def _records(
     top: list[float], brightness: list[float], bicycle_every: int = 2
-) -> list[monitor.CapturedInference]:
+) -> list[capture_records.CapturedInference]:
     records = []
     for index, (confidence, level) in enumerate(zip(top, brightness, strict=True)):
         pair = (confidence, 1 - confidence)
         probabilities = pair if index % bicycle_every == 0 else pair[::-1]
         records.append(
-            monitor.CapturedInference(
+            capture_records.CapturedInference(
                 START + timedelta(seconds=10 * index), probabilities, "PNG", 32, 32, level
             )
         )
@@ -32,48 +37,50 @@ def _records(
 
 def _baseline(seed: int = 0) -> dict:
     record = model_record(confidences(200, 0.5, 1.0, seed), confidences(200, 60, 200, seed + 1))
-    return monitor.build_baseline(record)
+    return build_baseline(record)
 
 
 def _analyse(records, baseline, **settings) -> dict:
-    batch = monitor.CaptureBatch(records=records, skipped=[])
-    return monitor.analyse(batch, baseline, monitor.DriftSettings(**settings), START, END)
+    batch = capture_records.CaptureBatch(records=records, skipped=[])
+    return drift_report.analyse(
+        batch, baseline, drift_settings.DriftSettings(**settings), START, END
+    )
 
 
 def test_exact_p_value_equals_brute_force_enumeration():
     sample_a, sample_b = [0.1, 0.5, 0.9, 0.3, 0.65], [0.2, 0.25, 0.7, 0.95]
     pool = sample_a + sample_b
-    observed = monitor.ks_2samp(sample_a, sample_b)
+    observed = ks_test.ks_2samp(sample_a, sample_b)
     at_least_as_far = total = 0
     for chosen in itertools.combinations(range(len(pool)), len(sample_a)):
         a = [pool[i] for i in chosen]
         b = [pool[i] for i in range(len(pool)) if i not in chosen]
         total += 1
-        at_least_as_far += monitor.ks_2samp(a, b).statistic >= observed.statistic - 1e-12
+        at_least_as_far += ks_test.ks_2samp(a, b).statistic >= observed.statistic - 1e-12
     assert observed.method == "exact"
     assert observed.p_value == pytest.approx(at_least_as_far / total)
 
 
 def test_statistic_is_the_largest_cdf_gap_with_ties():
-    assert monitor.ks_2samp([1, 2, 3, 4], [1, 2, 3, 4]).statistic == 0
-    assert monitor.ks_2samp([1, 2, 3, 4], [5, 6, 7, 8]).statistic == 1
-    assert monitor.ks_2samp([1, 1, 2, 2], [1, 2, 2, 2]).statistic == pytest.approx(0.25)
+    assert ks_test.ks_2samp([1, 2, 3, 4], [1, 2, 3, 4]).statistic == 0
+    assert ks_test.ks_2samp([1, 2, 3, 4], [5, 6, 7, 8]).statistic == 1
+    assert ks_test.ks_2samp([1, 1, 2, 2], [1, 2, 2, 2]).statistic == pytest.approx(0.25)
 
 
 def test_asymptotic_p_value_is_close_to_the_exact_one():
     rng = random.Random(3)
     a = [rng.gauss(0, 1) for _ in range(120)]
     b = [rng.gauss(0.3, 1) for _ in range(150)]
-    result = monitor.ks_2samp(a, b)
+    result = ks_test.ks_2samp(a, b)
     assert result.method == "exact"
-    asymptotic = monitor.ks_asymptotic_p_value(120, 150, result.statistic)
+    asymptotic = ks_test.ks_asymptotic_p_value(120, 150, result.statistic)
     assert asymptotic == pytest.approx(result.p_value, abs=0.01)
     assert 0.0 < result.p_value < 0.2
 
 
 def test_large_samples_use_the_asymptotic_distribution():
     rng = random.Random(4)
-    result = monitor.ks_2samp(
+    result = ks_test.ks_2samp(
         [rng.random() for _ in range(600)], [rng.random() for _ in range(500)]
     )
     assert result.method == "asymptotic"
@@ -124,7 +131,7 @@ def test_a_big_gap_in_a_small_window_is_not_significant():
     report = _analyse(_records(shifted, confidences(30, 60, 200, 11)), baseline)
     feature = report["features"]["top_confidence"]
     assert feature["statistic"] > report["threshold"]
-    assert feature["p_value"] > monitor.SIGNIFICANCE_LEVEL / 2
+    assert feature["p_value"] > drift_settings.SIGNIFICANCE_LEVEL / 2
     assert report["drift"] is False
 
 
@@ -148,7 +155,7 @@ def test_too_few_records_is_insufficient_data_even_when_shifted():
         10,
     )
     assert report["features"] == {}
-    assert "insufficient data" in monitor.verdict_line(report)
+    assert "insufficient data" in drift_report.verdict_line(report)
 
 
 def test_class_mix_low_confidence_rate_and_timeline_figures():
@@ -165,20 +172,23 @@ def test_class_mix_low_confidence_rate_and_timeline_figures():
     assert report["mean_brightness"] == 100.0
     assert report["input"]["formats"] == {"PNG": 40}
     assert sum(row["records"] for row in report["timeline"]) == 40
-    assert len(report["timeline"]) == monitor.TIMELINE_BINS
+    assert len(report["timeline"]) == drift_report.TIMELINE_BINS
 
 
 def test_records_outside_the_window_are_left_out():
-    inside = monitor.CapturedInference(START + timedelta(minutes=5), (0.9, 0.1))
-    before = monitor.CapturedInference(START - timedelta(seconds=1), (0.9, 0.1))
-    at_end = monitor.CapturedInference(END, (0.9, 0.1))
-    undated = monitor.CapturedInference(None, (0.9, 0.1))
-    assert monitor.in_window([inside, before, at_end, undated], START, END) == [inside, undated]
+    inside = capture_records.CapturedInference(START + timedelta(minutes=5), (0.9, 0.1))
+    before = capture_records.CapturedInference(START - timedelta(seconds=1), (0.9, 0.1))
+    at_end = capture_records.CapturedInference(END, (0.9, 0.1))
+    undated = capture_records.CapturedInference(None, (0.9, 0.1))
+    assert capture_records.in_window([inside, before, at_end, undated], START, END) == [
+        inside,
+        undated,
+    ]
 
 
 def test_hour_folders_cover_the_window():
     start = datetime(2025, 1, 31, 23, 30, tzinfo=UTC)
-    assert monitor.hour_folders(start, start + timedelta(minutes=60)) == [
+    assert capture_records.hour_folders(start, start + timedelta(minutes=60)) == [
         "2025/01/31/23/",
         "2025/02/01/00/",
     ]
@@ -186,10 +196,11 @@ def test_hour_folders_cover_the_window():
 
 def test_build_baseline_from_a_model_record():
     record = model_record([0.9, 0.7], [100.0, 120.0], threshold=0.8)
-    baseline = monitor.build_baseline(record)
-    assert baseline["schema"] == monitor.BASELINE_SCHEMA
+    baseline = build_baseline(record)
+    assert baseline["schema"] == baseline_file.BASELINE_SCHEMA
+    assert baseline_file.validate_baseline(baseline) is baseline  # what the monitor reads
     assert baseline["confidence_threshold"] == 0.8
     assert baseline["top_confidences"] == [0.9, 0.7]
     assert baseline["model"]["training_job_name"] == "local-test"
-    with pytest.raises(monitor.InvalidBaseline, match="evaluation.baseline"):
-        monitor.build_baseline({"evaluation": {}})
+    with pytest.raises(DriftBaselineError, match="evaluation.baseline"):
+        build_baseline({"evaluation": {}})

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.application import build_app
+from training.drift_baseline import write_baseline
 
 S3_RECORD = {
     "model_data_url": "s3://example-training-bucket/models/job-1/output/model.tar.gz",
@@ -37,8 +38,10 @@ ALL_STACK_NAMES = (*STACK_NAMES, BATCH_STACK)
 
 
 def write_record(directory: Path, **changes: Any) -> Path:
+    """The record, and beside it the drift baseline training writes with it."""
     path = directory / "model-record.json"
     path.write_text(json.dumps({**S3_RECORD, **changes}))
+    write_baseline(path)
     return path
 
 

@@ -205,9 +205,8 @@ def test_training_with_photos_scores_both_test_splits(make_archive, tmp_path):
     photos = record["evaluation"]["photos"]
     assert photos["test_size"] == 4 and set(photos["per_class"]) == {"bicycle", "motorcycle"}
     assert (output / photos["plots"]["misclassified"]).is_file()
-    from lambda_src.drift_monitor.handler import build_baseline
-
-    baseline = build_baseline(record)  # the monitor compares traffic with the held-out photos
+    # The monitor compares traffic with the held-out photos: the baseline training wrote.
+    baseline = json.loads((output / "drift-baseline.json").read_text())
     assert record["evaluation"]["baseline_images"] == PHOTOS_TEST
     assert len(baseline["brightness"]) == 4 and set(baseline["width"]) != {32}
 
