@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         metavar="PATH",
-        help="the model record JSON (its evaluation.baseline), or a model.tar.gz next to one",
+        help="the model record JSON (with drift-baseline.json beside it), or a model.tar.gz "
+        "next to one",
     )
     drift.add_argument(
         "--capture-dir", type=Path, required=True, metavar="DIR", help="the capture folder"
