@@ -44,6 +44,7 @@ from drift_settings import DriftSettings  # the analysis' settings, for the comm
 SHIFTS = ("clean", "dark", "blur", "rotate")
 DARK_FACTOR = 0.4
 BLUR_RADIUS = 1.5
+BLUR_REFERENCE_SIDE = 32  # the network's input
 CLASSES = ("bicycle", "motorcycle")
 
 
@@ -117,12 +118,14 @@ def analyse_capture_dir(
 
 def shift_image(image: Image.Image, shift: str) -> Image.Image:
     """The image as a changed camera would send it: ``dark`` (40 % brightness), ``blur``
-    (Gaussian, radius 1.5 px), ``rotate`` (90 degrees) or ``clean`` (unchanged)."""
+    (Gaussian, radius 1.5 px per 32 px of the shorter side, so that it survives the reduction
+    to the network's input), ``rotate`` (90 degrees) or ``clean`` (unchanged)."""
     image = image.convert("RGB")
     if shift == "dark":
         return ImageEnhance.Brightness(image).enhance(DARK_FACTOR)
     if shift == "blur":
-        return image.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+        scale = max(1.0, min(image.size) / BLUR_REFERENCE_SIDE)
+        return image.filter(ImageFilter.GaussianBlur(BLUR_RADIUS * scale))
     if shift == "rotate":
         return image.transpose(Image.Transpose.ROTATE_90)
     if shift == "clean":
