@@ -5,7 +5,7 @@ import sys
 
 from stacks.application import build_app
 from stacks.config import ConfigError
-from stacks.model_record import ModelRecordError
+from training.record import ModelRecordError
 
 
 def main() -> None:

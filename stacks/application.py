@@ -15,10 +15,10 @@ from stacks.batch_stack import BatchStack
 from stacks.checkov import skip_function_checks
 from stacks.config import Settings
 from stacks.endpoint_stack import EndpointStack
-from stacks.model_record import HOW_TO_TRAIN, ModelRecord
 from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageStack
 from stacks.workflow_stack import WorkflowStack
+from training.record import HOW_TO_TRAIN, ModelRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

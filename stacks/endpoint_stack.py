@@ -12,9 +12,9 @@ from stacks.constructs.classifier_endpoint import (
     EndpointRollout,
     EndpointScaling,
 )
-from stacks.model_record import ModelRecord
 from stacks.names import CAPTURE_PREFIX
 from stacks.storage_stack import StorageStack
+from training.record import ModelRecord
 
 
 class EndpointStack(Stack):

@@ -1,26 +1,49 @@
-"""The model record: the hand-off from training to the endpoint stack and the emulator."""
+"""The model record: the hand-off from training to the endpoint stack and the local mode.
+
+``training/train.py`` writes one per run (``build_record``, ``write_record``); the CDK app
+deploys it (``ModelRecord.load``), the local mode serves the archive it names
+(``read_json``, ``local_artifact``) and the drift monitor builds its baseline from its
+``evaluation``. This module is their one home for the fields, the default path, the checks
+and their messages. It imports neither torch nor CDK: the app imports it at every synth.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training.framework import FRAMEWORK_VERSION, PY_VERSION
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 RECORD_NAME = "model-record.json"
-REQUIRED_FIELDS = (
-    "model_data_url",
-    "image_uri",
+# Where training writes its output, and the record cdk.json deploys (``model_record``).
+DEFAULT_DIR = REPO_ROOT / "build" / "model"
+DEFAULT_PATH = DEFAULT_DIR / RECORD_NAME
+HOW_TO_TRAIN = (
+    "train one with `python training/train.py --local --archive PATH` (or in SageMaker with "
+    "`python training/train.py`), then run "
+    f"`npx cdk synth -c model_record={DEFAULT_PATH.relative_to(REPO_ROOT).as_posix()}`"
+)
+
+# Every field, in the order training writes them; a record training writes has them all.
+FIELDS = (
+    "model_data_url",  # the model.tar.gz: an s3:// URI, or a local path
+    "image_uri",  # the PyTorch inference image, .../pytorch-inference:<tag>
     "framework_version",
     "py_version",
-    "metrics",
+    "metrics",  # the summary of RECORD_METRIC_KEYS; per-epoch history stays in metrics.json
     "training_job_name",
     "created_at",
-    "evaluation",
+    "evaluation",  # the test split's: threshold sweep, recommended threshold, drift baseline
 )
-# Per-epoch history stays in metrics.json; the record carries the summary.
+# A record from an earlier train.py may lack these and still deploys (without a baseline).
+OPTIONAL_FIELDS = ("py_version", "created_at", "evaluation")
+DEPLOY_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
 RECORD_METRIC_KEYS = (
     "test_accuracy",
     "val_accuracy",
@@ -36,10 +59,16 @@ RECORD_METRIC_KEYS = (
     "test_size",
     "hyperparameters",
 )
+# The repository and tag of an AWS Deep Learning Container image, e.g.
+# 763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312
+IMAGE_URI_PATTERN = re.compile(
+    r"^(?:[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/)?"
+    r"(?P<repository>pytorch-inference):(?P<tag>[A-Za-z0-9._-]+)$"
+)
 
 
-class InvalidRecord(ValueError):
-    """A model record lacks a field or has one of the wrong kind."""
+class ModelRecordError(ValueError):
+    """A model record is unreadable, lacks a field, or has one of the wrong kind."""
 
 
 def summarize_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +82,7 @@ def build_record(
     training_job_name: str,
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
+    """The record of one training run, every field of ``FIELDS`` set."""
     return {
         "model_data_url": model_data_url,
         "image_uri": image_uri,
@@ -65,27 +95,131 @@ def build_record(
     }
 
 
-def validate_record(record: dict[str, Any]) -> dict[str, Any]:
-    missing = [name for name in REQUIRED_FIELDS if name not in record]
+def _require(record: dict[str, Any], names: Iterable[str], what: str, advice: str = "") -> None:
+    missing = [name for name in names if name not in record]
     if missing:
-        raise InvalidRecord(f"model record lacks {', '.join(missing)}")
+        raise ModelRecordError(f"{what} lacks {', '.join(missing)}{advice}")
+
+
+def _write(path: Path, record: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def validate_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` if it is complete, as training writes it: every field, an s3:// or absolute
+    ``model_data_url``, JSON objects for ``metrics`` and ``evaluation``."""
+    _require(record, FIELDS, "model record")
     url = record["model_data_url"]
     if not isinstance(url, str) or not (url.startswith("s3://") or Path(url).is_absolute()):
-        raise InvalidRecord(f"model_data_url {url!r} is neither s3://... nor an absolute path")
+        raise ModelRecordError(f"model_data_url {url!r} is neither s3://... nor an absolute path")
     if not isinstance(record["metrics"], dict) or not isinstance(record["evaluation"], dict):
-        raise InvalidRecord("metrics and evaluation must be JSON objects")
+        raise ModelRecordError("metrics and evaluation must be JSON objects")
     return record
 
 
 def write_record(path: Path, record: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(validate_record(record), indent=2) + "\n")
-    return path
+    """Write a complete record (``validate_record``) to ``path``; return ``path``."""
+    return _write(path, validate_record(record))
+
+
+def read_json(path: Path, required: Iterable[str] = ()) -> dict[str, Any]:
+    """The JSON object at ``path``, with at least the ``required`` fields, otherwise unchecked
+    (the local mode serves a record that names only its ``model_data_url``)."""
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelRecordError(f"no model record at {path}: {HOW_TO_TRAIN}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelRecordError(f"model record {path} is not readable JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise ModelRecordError(f"model record {path} is not a JSON object")
+    _require(record, required, f"model record {path}")
+    return record
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InvalidRecord(f"cannot read model record {path}: {error}") from error
-    return validate_record(record)
+    """The complete record at ``path`` (``validate_record``), as training wrote it."""
+    return validate_record(read_json(path))
+
+
+def local_artifact(path: Path, model_data_url: str) -> Path | None:
+    """The local file a record at ``path`` names (``file://`` or not, relative to the
+    record's folder), resolved; None for an s3:// URI."""
+    if model_data_url.startswith("s3://"):
+        return None
+    return (path.parent / model_data_url.removeprefix("file://")).resolve()
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A record checked for deploying, its ``model_data_url`` an s3:// URI or the absolute
+    path of an existing local archive (which CDK ships as a file asset)."""
+
+    model_data_url: str
+    image_uri: str
+    framework_version: str
+    metrics: dict[str, Any]
+    training_job_name: str
+    py_version: str | None = None
+    created_at: str | None = None
+    evaluation: dict[str, Any] | None = None
+
+    @property
+    def is_local_artifact(self) -> bool:
+        return not self.model_data_url.startswith("s3://")
+
+    @property
+    def image_repository(self) -> str:
+        return self._image("repository")
+
+    @property
+    def image_tag(self) -> str:
+        return self._image("tag")
+
+    def _image(self, part: str) -> str:
+        image = IMAGE_URI_PATTERN.match(self.image_uri)
+        if image is None:  # load() refuses such a record; a hand-made one may still have it
+            raise ModelRecordError(f"image_uri {self.image_uri!r} is not a PyTorch inference image")
+        return image[part]
+
+    @classmethod
+    def load(cls, path: Path) -> ModelRecord:
+        """The record at ``path``, ready to deploy; ``ModelRecordError`` says what is wrong
+        (and how to train a record) otherwise."""
+        record = read_json(path)
+        _require(record, DEPLOY_FIELDS, f"model record {path}", f"; {HOW_TO_TRAIN}")
+        if not IMAGE_URI_PATTERN.match(str(record["image_uri"])):
+            raise ModelRecordError(
+                f"model record {path}: image_uri {record['image_uri']!r} is not an AWS PyTorch "
+                "inference image (expected .../pytorch-inference:<tag>)"
+            )
+        model_data_url = str(record["model_data_url"])
+        artifact = local_artifact(path, model_data_url)
+        if artifact is not None:
+            if not artifact.is_file():
+                raise ModelRecordError(
+                    f"model record {path}: model_data_url {model_data_url!r} is neither an s3:// "
+                    f"URI nor an existing local file; {HOW_TO_TRAIN}"
+                )
+            model_data_url = str(artifact)
+        return cls(
+            model_data_url=model_data_url,
+            image_uri=str(record["image_uri"]),
+            framework_version=str(record["framework_version"]),
+            metrics=record["metrics"],
+            training_job_name=str(record["training_job_name"]),
+            py_version=record.get("py_version"),
+            created_at=record.get("created_at"),
+            evaluation=record.get("evaluation"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON, in ``FIELDS`` order, without the optional fields it lacks."""
+        values = {name: getattr(self, name) for name in FIELDS}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def write(self, path: Path) -> Path:
+        """Write this record, deployable but perhaps incomplete, to ``path``; return ``path``."""
+        return _write(path, self.to_json())

@@ -17,7 +17,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.region_info import FactName
 from constructs import Construct
 
-from stacks.model_record import ModelRecord
+from training.record import ModelRecord
 
 VARIANT_NAME = "AllTraffic"
 ENDPOINT_METRICS_NAMESPACE = "AWS/SageMaker"

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from stacks.model_record import ModelRecord, ModelRecordError
 from tests.stacks.support import S3_RECORD, write_record
+from training.record import ModelRecord, ModelRecordError
 
 
 def test_s3_record(tmp_path):

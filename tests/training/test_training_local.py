@@ -14,7 +14,7 @@ from entry_point_runs import run_entry_point
 from training import train
 from training.cloud import METRIC_DEFINITIONS
 from training.evaluate import evaluate_artifact
-from training.record import REQUIRED_FIELDS, InvalidRecord, read_record, write_record
+from training.record import FIELDS, ModelRecordError, read_record, write_record
 
 TINY_RECIPE = {"architecture": "cnn3", "width": 8, "batch-size": 8}
 
@@ -85,7 +85,7 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
 
     assert record_path == output / "model-record.json"
     record = read_record(record_path)
-    assert set(REQUIRED_FIELDS) <= set(record)
+    assert set(FIELDS) <= set(record)
     assert record["model_data_url"] == str(output / "model.tar.gz")
     assert record["image_uri"] == (
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
@@ -117,7 +117,7 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
 
 
 def test_record_is_accepted_by_the_endpoint_stack(make_archive, tmp_path):
-    from stacks.model_record import ModelRecord
+    from training.record import ModelRecord
 
     record_path = train.train_local(
         make_archive(), tmp_path / "out", epochs=1, hyperparameters=TINY_RECIPE, num_threads=1
@@ -142,12 +142,12 @@ def test_evaluation_reproduces_from_the_artifact_alone(make_archive, tmp_path):
 
 
 def test_record_without_required_field_is_refused(tmp_path):
-    with pytest.raises(InvalidRecord, match="lacks evaluation"):
-        write_record(tmp_path / "r.json", {name: {} for name in REQUIRED_FIELDS[:-1]})
-    with pytest.raises(InvalidRecord, match="neither s3"):
+    with pytest.raises(ModelRecordError, match="lacks evaluation"):
+        write_record(tmp_path / "r.json", {name: {} for name in FIELDS[:-1]})
+    with pytest.raises(ModelRecordError, match="neither s3"):
         write_record(
             tmp_path / "r.json",
-            {**{n: {} for n in REQUIRED_FIELDS}, "model_data_url": "relative/model.tar.gz"},
+            {**{n: {} for n in FIELDS}, "model_data_url": "relative/model.tar.gz"},
         )
 
 
