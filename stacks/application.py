@@ -14,6 +14,8 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.batch_stack import BatchStack
 from stacks.checkov import skip_function_checks
 from stacks.config import Settings
+from stacks.constructs.classifier_endpoint import EndpointProps, EndpointRollout, EndpointScaling
+from stacks.constructs.project_logs import ProjectLogs
 from stacks.endpoint_stack import EndpointStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageStack
@@ -47,45 +49,13 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     storage = StorageStack(
         app,
         "SconesStorage",
-        settings=settings,
+        ssm_prefix=settings.ssm_prefix,
+        incoming_expiration_days=settings.incoming_expiration_days,
+        capture_expiration_days=settings.capture_expiration_days,
         description="Scones Unlimited: the project bucket and training role",
     )
     if settings.model_record.is_file():
-        record = ModelRecord.load(settings.model_record)
-        endpoint = EndpointStack(
-            app,
-            "SconesEndpoint",
-            settings=settings,
-            storage=storage,
-            record=record,
-            description="Scones Unlimited: the classifier endpoint",
-        )
-        workflow = WorkflowStack(
-            app,
-            "SconesWorkflow",
-            settings=settings,
-            storage=storage,
-            endpoint=endpoint,
-            description="Scones Unlimited: the event-driven classification workflow",
-        )
-        MonitoringStack(
-            app,
-            "SconesMonitoring",
-            settings=settings,
-            storage=storage,
-            endpoint=endpoint,
-            workflow=workflow,
-            description="Scones Unlimited: drift monitor, alarms, notifications, dashboard",
-        )
-        if settings.batch_mode:
-            BatchStack(
-                app,
-                "SconesBatch",
-                settings=settings,
-                storage=storage,
-                workflow=workflow,
-                description="Scones Unlimited: batch classification of an S3 prefix",
-            )
+        _add_serving_stacks(app, settings, storage, ModelRecord.load(settings.model_record))
     else:
         print(
             f"note: no model record at {settings.model_record}, so only SconesStorage is "
@@ -97,3 +67,68 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
             skip_function_checks(stack)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app
+
+
+def _add_serving_stacks(
+    app: cdk.App, settings: Settings, storage: StorageStack, record: ModelRecord
+) -> None:
+    """The stacks that serve ``record``: endpoint, workflow, monitoring, batch (if on)."""
+    project_logs = ProjectLogs(settings.log_retention, storage.encryption_key)
+    endpoint = EndpointStack(
+        app,
+        "SconesEndpoint",
+        props=EndpointProps(
+            record=record,
+            bucket=storage.bucket,
+            encryption_key=storage.encryption_key,
+            instance_type=settings.endpoint_instance_type,
+            instance_count=settings.endpoint_instance_count,
+            capture_sampling_percentage=settings.data_capture_sampling_percentage,
+            scaling=EndpointScaling(
+                min_capacity=settings.autoscaling_min_capacity,
+                max_capacity=settings.autoscaling_max_capacity,
+                invocations_per_instance=settings.autoscaling_invocations_per_instance,
+            ),
+            rollout=EndpointRollout(
+                traffic_routing=settings.rollout_traffic_routing,
+                step_percentage=settings.rollout_step_percentage,
+                bake=cdk.Duration.minutes(settings.rollout_bake_minutes),
+                latency_p99_ms=settings.endpoint_latency_p99_ms,
+            ),
+            project_logs=project_logs,
+        ),
+        description="Scones Unlimited: the classifier endpoint",
+    )
+    workflow = WorkflowStack(
+        app,
+        "SconesWorkflow",
+        bucket=storage.bucket,
+        project_logs=project_logs,
+        endpoint=endpoint.reference,
+        confidence_threshold=settings.confidence_threshold,
+        classify_reserved_concurrency=settings.classify_reserved_concurrency,
+        capacity_retry_minutes=settings.capacity_retry_minutes,
+        timeout=cdk.Duration.minutes(settings.workflow_timeout_minutes),
+        description="Scones Unlimited: the event-driven classification workflow",
+    )
+    MonitoringStack(
+        app,
+        "SconesMonitoring",
+        settings=settings,
+        storage=storage,
+        endpoint=endpoint,
+        workflow=workflow,
+        description="Scones Unlimited: drift monitor, alarms, notifications, dashboard",
+    )
+    if settings.batch_mode:
+        BatchStack(
+            app,
+            "SconesBatch",
+            lambdas=workflow.lambdas,
+            bucket=storage.bucket,
+            project_logs=project_logs,
+            max_concurrency=settings.batch_max_concurrency,
+            tolerated_failure_percentage=settings.batch_tolerated_failure_percentage,
+            capacity_retry_minutes=settings.capacity_retry_minutes,
+            description="Scones Unlimited: batch classification of an S3 prefix",
+        )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_logs as logs
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from stacks.config import Settings
-from stacks.constructs.classification_steps import FAILURES_BY_STEP, classification_chain
+from stacks.constructs.classification_steps import classification_chain
+from stacks.constructs.project_logs import ProjectLogs, logged_state_machine
 from stacks.names import BATCH_PREFIX, BATCH_RESULTS_PREFIX
-from stacks.storage_stack import StorageStack
-from stacks.workflow_stack import WorkflowStack
+from stacks.workflow_stack import ClassificationFunctions
 
 # The capacity retry budget of a batch item: inside an Express child's 5-minute limit.
 EXPRESS_RETRY_MINUTES = 4
@@ -24,11 +23,11 @@ class BatchStack(Stack):
     """Start an execution with ``{"prefix": "batch/<name>/"}``.
 
     A Distributed Map lists the objects under the prefix (S3 ListObjectsV2) and runs the
-    workflow's three classification steps on each, at most ``batch_max_concurrency`` at a
-    time, as Express child workflows. Step Functions writes every item's outcome (label and
-    confidence, or the failure kind and cause) to ``batch-results/<execution>/`` in S3. The
-    batch fails early when more than ``batch_tolerated_failure_percentage`` of the images
-    fail, which is what an endpoint outage looks like.
+    workflow's three classification steps (``lambdas``) on each, at most ``max_concurrency``
+    at a time, as Express child workflows. Step Functions writes every item's outcome (label
+    and confidence, or the failure kind and cause) to ``batch-results/<execution>/`` in S3.
+    The batch fails early when more than ``tolerated_failure_percentage`` of the images fail,
+    which is what an endpoint outage looks like.
     """
 
     def __init__(
@@ -36,18 +35,18 @@ class BatchStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
-        storage: StorageStack,
-        workflow: WorkflowStack,
+        lambdas: ClassificationFunctions,
+        bucket: s3.IBucket,
+        project_logs: ProjectLogs,
+        max_concurrency: int,
+        tolerated_failure_percentage: int,
+        capacity_retry_minutes: int,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        bucket = storage.bucket
-        functions = {name: workflow.functions[name].function for name in FAILURES_BY_STEP}
-        serialize = workflow.functions["SerializeImage"]
-        bucket.grant_read(serialize.function, f"{BATCH_PREFIX}*")
+        bucket.grant_read(lambdas.serialize.function, f"{BATCH_PREFIX}*")
         NagSuppressions.add_resource_suppressions(
-            serialize.role,
+            lambdas.serialize.role,
             [
                 {
                     "id": "AwsSolutions-IAM5",
@@ -70,15 +69,15 @@ class BatchStack(Stack):
                 "s3_bucket": bucket.bucket_name,
                 "s3_key": sfn.JsonPath.string_at("$$.Map.Item.Value.Key"),
             },
-            max_concurrency=settings.batch_max_concurrency,
+            max_concurrency=max_concurrency,
             map_execution_type=sfn.StateMachineType.EXPRESS,
-            tolerated_failure_percentage=settings.batch_tolerated_failure_percentage,
+            tolerated_failure_percentage=tolerated_failure_percentage,
             result_writer_v2=sfn.ResultWriterV2(bucket=bucket, prefix=BATCH_RESULTS_PREFIX),
             result_path=sfn.JsonPath.DISCARD,
         )
         # An Express child runs 5 minutes at most: its capacity retry must end before.
-        retry_minutes = min(settings.capacity_retry_minutes, EXPRESS_RETRY_MINUTES)
-        classify_each.item_processor(classification_chain(self, functions, retry_minutes))
+        retry_minutes = min(capacity_retry_minutes, EXPRESS_RETRY_MINUTES)
+        classify_each.item_processor(classification_chain(self, lambdas.for_chain(), retry_minutes))
 
         check_prefix = (
             sfn.Choice(self, "IsBatchPrefix", comment=f"Only prefixes under {BATCH_PREFIX}")
@@ -98,26 +97,17 @@ class BatchStack(Stack):
                 )
             )
         )
-        log_group = logs.LogGroup(
-            self,
-            "BatchLogs",
-            retention=settings.log_retention,
-            encryption_key=storage.encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
             "BatchClassify",
-            definition_body=sfn.DefinitionBody.from_chainable(check_prefix),
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition=check_prefix,
             timeout=BATCH_TIMEOUT,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
-            ),
+            log_group_id="BatchLogs",
+            project_logs=project_logs,
         )
-        # The result writer's objects are encrypted with the bucket's key.
-        storage.encryption_key.grant_encrypt_decrypt(self.state_machine)
+        if bucket.encryption_key is not None:
+            # The result writer's objects are encrypted with the bucket's key.
+            bucket.encryption_key.grant_encrypt_decrypt(self.state_machine)
         CfnOutput(
             self,
             "BatchStateMachineArn",

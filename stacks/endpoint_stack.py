@@ -2,60 +2,26 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Stack
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from stacks.config import Settings
-from stacks.constructs.classifier_endpoint import (
-    ClassifierEndpoint,
-    EndpointRollout,
-    EndpointScaling,
-)
-from stacks.names import CAPTURE_PREFIX
-from stacks.storage_stack import StorageStack
-from training.record import ModelRecord
+from stacks.constructs.classifier_endpoint import ClassifierEndpoint, EndpointProps
 
 
 class EndpointStack(Stack):
+    """The classifier endpoint; the workflow calls it by its ``reference``."""
+
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: Settings,
-        storage: StorageStack,
-        record: ModelRecord,
-        **kwargs,
+        self, scope: Construct, construct_id: str, *, props: EndpointProps, **kwargs
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.classifier = ClassifierEndpoint(
-            self,
-            "Classifier",
-            record=record,
-            bucket=storage.bucket,
-            capture_prefix=CAPTURE_PREFIX,
-            encryption_key=storage.encryption_key,
-            instance_type=settings.endpoint_instance_type,
-            instance_count=settings.endpoint_instance_count,
-            capture_sampling_percentage=settings.data_capture_sampling_percentage,
-            scaling=EndpointScaling(
-                min_capacity=settings.autoscaling_min_capacity,
-                max_capacity=settings.autoscaling_max_capacity,
-                invocations_per_instance=settings.autoscaling_invocations_per_instance,
-            ),
-            rollout=EndpointRollout(
-                traffic_routing=settings.rollout_traffic_routing,
-                step_percentage=settings.rollout_step_percentage,
-                bake=Duration.minutes(settings.rollout_bake_minutes),
-                latency_p99_ms=settings.endpoint_latency_p99_ms,
-            ),
-            log_retention=settings.log_retention,
-        )
+        self.classifier = ClassifierEndpoint(self, "Classifier", props)
+        self.reference = self.classifier.reference
         CfnOutput(
             self,
             "EndpointName",
-            value=self.classifier.endpoint.attr_endpoint_name,
+            value=self.reference.name,
             description="Invoke with sagemaker-runtime InvokeEndpoint",
         )
         NagSuppressions.add_resource_suppressions(

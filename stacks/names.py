@@ -1,6 +1,7 @@
 """The names the stacks, training and the local mode share: one home for each.
 
-The bucket's layout, the metric namespace and the SSM parameters the storage stack publishes.
+The bucket's layout, the metric namespace, the SSM parameters the storage stack publishes and
+the classification steps the workflow and the local mode name.
 The class names are the model's: they travel in the model record (``class_names``).
 """
 
@@ -27,6 +28,14 @@ DRIFT_BASELINE_FILE = "drift-baseline.json"
 # The SSM parameters under ``/<project_name>`` where training/train.py finds the stack's names.
 BUCKET_PARAMETER = "data-bucket-name"
 ROLE_PARAMETER = "sagemaker-training-role-arn"
+
+# The classification steps: each is a state of the workflow (and of the batch's item
+# processor) and names the function it invokes (``<step>Function``).
+SERIALIZE_STEP = "SerializeImage"
+CLASSIFY_STEP = "ClassifyImage"
+FILTER_STEP = "FilterInferences"
+# The filter function's environment variable that holds the confidence threshold.
+THRESHOLD_VARIABLE = "THRESHOLD"
 
 
 def ssm_prefix(project_name: str = PROJECT_NAME) -> str:

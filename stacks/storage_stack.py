@@ -11,7 +11,6 @@ from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from stacks.checkov import skip_checks
-from stacks.config import Settings
 from stacks.constructs.project_key import project_key
 from stacks.names import (
     BUCKET_PARAMETER,
@@ -33,7 +32,14 @@ class StorageStack(Stack):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        ssm_prefix: str,
+        incoming_expiration_days: int,
+        capture_expiration_days: int,
+        **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.encryption_key = project_key(
@@ -53,7 +59,7 @@ class StorageStack(Stack):
             versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    expiration=Duration.days(settings.capture_expiration_days),
+                    expiration=Duration.days(capture_expiration_days),
                     noncurrent_version_expiration=Duration.days(30),
                 )
             ],
@@ -90,23 +96,18 @@ class StorageStack(Stack):
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="data-bucket/",
             lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-incoming",
-                    prefix=INCOMING_PREFIX,
-                    expiration=Duration.days(settings.incoming_expiration_days),
-                    noncurrent_version_expiration=Duration.days(1),
-                ),
-                s3.LifecycleRule(
-                    id="expire-capture",
-                    prefix=CAPTURE_PREFIX,
-                    expiration=Duration.days(settings.capture_expiration_days),
-                    noncurrent_version_expiration=Duration.days(1),
-                ),
-                s3.LifecycleRule(
-                    id="expire-drift-reports",
-                    prefix=DRIFT_REPORTS_PREFIX,
-                    expiration=Duration.days(settings.capture_expiration_days),
-                    noncurrent_version_expiration=Duration.days(1),
+                *(
+                    s3.LifecycleRule(
+                        id=rule_id,
+                        prefix=prefix,
+                        expiration=Duration.days(days),
+                        noncurrent_version_expiration=Duration.days(1),
+                    )
+                    for rule_id, prefix, days in (
+                        ("expire-incoming", INCOMING_PREFIX, incoming_expiration_days),
+                        ("expire-capture", CAPTURE_PREFIX, capture_expiration_days),
+                        ("expire-drift-reports", DRIFT_REPORTS_PREFIX, capture_expiration_days),
+                    )
                 ),
                 s3.LifecycleRule(
                     id="expire-noncurrent",
@@ -131,20 +132,17 @@ class StorageStack(Stack):
             value=self.training_role.role_arn,
             description="The role SageMaker training jobs run as",
         )
-        self.bucket_name_parameter = ssm.StringParameter(
-            self,
-            "BucketNameParameter",
-            parameter_name=f"{settings.ssm_prefix}/{BUCKET_PARAMETER}",
-            string_value=self.bucket.bucket_name,
-            description="Read by training/train.py",
-        )
-        ssm.StringParameter(
-            self,
-            "TrainingRoleParameter",
-            parameter_name=f"{settings.ssm_prefix}/{ROLE_PARAMETER}",
-            string_value=self.training_role.role_arn,
-            description="Read by training/train.py",
-        )
+        for parameter_id, name, value in (
+            ("BucketNameParameter", BUCKET_PARAMETER, self.bucket.bucket_name),
+            ("TrainingRoleParameter", ROLE_PARAMETER, self.training_role.role_arn),
+        ):
+            ssm.StringParameter(
+                self,
+                parameter_id,
+                parameter_name=f"{ssm_prefix}/{name}",
+                string_value=value,
+                description="Read by training/train.py",
+            )
         NagSuppressions.add_stack_suppressions(
             self,
             [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -9,87 +10,120 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from stacks.checkov import skip_checks
-from stacks.config import Settings
-from stacks.constructs.classification_steps import FAILURES_BY_STEP, classification_chain
+from stacks.constructs.classification_steps import classification_chain
+from stacks.constructs.classifier_endpoint import EndpointRef
 from stacks.constructs.project_key import project_key
+from stacks.constructs.project_logs import ProjectLogs, logged_state_machine
 from stacks.constructs.python_lambda import PythonLambda
-from stacks.endpoint_stack import EndpointStack
-from stacks.names import INCOMING_PREFIX, METRICS_NAMESPACE
-from stacks.storage_stack import StorageStack
+from stacks.names import (
+    CLASSIFY_STEP,
+    FILTER_STEP,
+    INCOMING_PREFIX,
+    METRICS_NAMESPACE,
+    SERIALIZE_STEP,
+    THRESHOLD_VARIABLE,
+)
 
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 
 
+@dataclass(frozen=True)
+class ClassificationFunctions:
+    """The function each classification step invokes; the batch mode invokes them too."""
+
+    serialize: PythonLambda
+    classify: PythonLambda
+    filter: PythonLambda
+
+    def by_step(self) -> dict[str, PythonLambda]:
+        """Each function by the name of its step (its construct is ``<step>Function``)."""
+        return {
+            SERIALIZE_STEP: self.serialize,
+            CLASSIFY_STEP: self.classify,
+            FILTER_STEP: self.filter,
+        }
+
+    def for_chain(self) -> dict[str, lambda_.IFunction]:
+        """What ``classification_chain`` takes: each step's Lambda function by step name."""
+        return {step: function.function for step, function in self.by_step().items()}
+
+
 class WorkflowStack(Stack):
+    """An upload under incoming/ starts the state machine: serialize, classify (on
+    ``endpoint``), filter at ``confidence_threshold``."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
-        storage: StorageStack,
-        endpoint: EndpointStack,
+        bucket: s3.IBucket,
+        project_logs: ProjectLogs,
+        endpoint: EndpointRef,
+        confidence_threshold: float,
+        classify_reserved_concurrency: int,
+        capacity_retry_minutes: int,
+        timeout: Duration,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        retention = settings.log_retention
-        self.log_key = storage.encryption_key
-        classifier = endpoint.classifier
 
-        def function(name: str, service: str, **options) -> PythonLambda:
+        def function(step: str, service: str, **options) -> PythonLambda:
             return PythonLambda(
                 self,
-                f"{name}Function",
+                f"{step}Function",
                 source_dir=LAMBDA_SRC / service,
                 service_name=service,
                 metrics_namespace=METRICS_NAMESPACE,
-                log_retention=retention,
-                log_encryption_key=self.log_key,
+                log_retention=project_logs.retention,
+                log_encryption_key=project_logs.encryption_key,
                 **options,
             )
 
-        serialize = function("SerializeImage", "serialize_image")
-        classify = function(
-            "ClassifyImage",
-            "classify_image",
-            memory_size=256,
-            # Bounds the calls in flight to what the endpoint serves at its largest: a burst
-            # waits in Step Functions' throttling retry instead of storming the endpoint.
-            reserved_concurrency=settings.classify_reserved_concurrency,
-            environment={
-                "ENDPOINT_NAME": classifier.endpoint.attr_endpoint_name,
-                "ENDPOINT_READ_TIMEOUT_SECONDS": "10",
-            },
+        self.lambdas = ClassificationFunctions(
+            serialize=function(SERIALIZE_STEP, "serialize_image"),
+            classify=function(
+                CLASSIFY_STEP,
+                "classify_image",
+                memory_size=256,
+                # Bounds the calls in flight to what the endpoint serves at its largest: a
+                # burst waits in Step Functions' throttling retry instead of storming the
+                # endpoint.
+                reserved_concurrency=classify_reserved_concurrency,
+                environment={
+                    "ENDPOINT_NAME": endpoint.name,
+                    "ENDPOINT_READ_TIMEOUT_SECONDS": "10",
+                },
+            ),
+            filter=function(
+                FILTER_STEP,
+                "filter_inferences",
+                memory_size=128,
+                timeout_seconds=10,
+                environment={THRESHOLD_VARIABLE: str(confidence_threshold)},
+            ),
         )
-        filter_ = function(
-            "FilterInferences",
-            "filter_inferences",
-            memory_size=128,
-            timeout_seconds=10,
-            environment={"THRESHOLD": str(settings.confidence_threshold)},
+        bucket.grant_read(self.lambdas.serialize.function, f"{INCOMING_PREFIX}*")
+        self.lambdas.classify.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint.arn])
         )
-        storage.bucket.grant_read(serialize.function, f"{INCOMING_PREFIX}*")
-        classify.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:InvokeEndpoint"],
-                resources=[classifier.endpoint_arn],
-            )
-        )
-        self.functions = {
-            "SerializeImage": serialize,
-            "ClassifyImage": classify,
-            "FilterInferences": filter_,
-        }
         self._skip_checks_that_do_not_apply()
 
-        self.state_machine = self._state_machine(settings, retention)
+        self.state_machine = logged_state_machine(
+            self,
+            "ClassifyWorkflow",
+            definition=classification_chain(self, self.lambdas.for_chain(), capacity_retry_minutes),
+            timeout=timeout,
+            log_group_id="WorkflowLogs",
+            project_logs=project_logs,
+        )
         self.rule = events.Rule(
             self,
             "OnIncomingImage",
@@ -98,7 +132,7 @@ class WorkflowStack(Stack):
                 source=["aws.s3"],
                 detail_type=["Object Created"],
                 detail={
-                    "bucket": {"name": [storage.bucket.bucket_name]},
+                    "bucket": {"name": [bucket.bucket_name]},
                     "object": {"key": [{"prefix": INCOMING_PREFIX}]},
                 },
             ),
@@ -129,30 +163,10 @@ class WorkflowStack(Stack):
         )
         self._suppress_findings(undelivered)
 
-    def _state_machine(self, settings: Settings, retention: logs.RetentionDays) -> sfn.StateMachine:
-        definition = classification_chain(
-            self,
-            {name: self.functions[name].function for name in FAILURES_BY_STEP},
-            settings.capacity_retry_minutes,
-        )
-        log_group = logs.LogGroup(
-            self,
-            "WorkflowLogs",
-            retention=retention,
-            encryption_key=self.log_key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        return sfn.StateMachine(
-            self,
-            "ClassifyWorkflow",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            timeout=Duration.minutes(settings.workflow_timeout_minutes),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
-            ),
-        )
+    @property
+    def functions(self) -> dict[str, PythonLambda]:
+        """Each step's function by the step's name (the monitoring stack's alarms read it)."""
+        return self.lambdas.by_step()
 
     def _undelivered_events_key(self) -> kms.Key:
         """The queue's own key, which EventBridge may use for the rules of this account (the
@@ -185,11 +199,11 @@ class WorkflowStack(Stack):
             "that names the error: a DLQ (for asynchronous invocations) would never receive "
             "anything."
         )
-        for python_lambda in self.functions.values():
+        for python_lambda in self.lambdas.by_step().values():
             skip_checks(python_lambda.function, {"CKV_AWS_116": synchronous})
-        for name in ("SerializeImage", "FilterInferences"):
+        for python_lambda in (self.lambdas.serialize, self.lambdas.filter):
             skip_checks(
-                self.functions[name].function,
+                python_lambda.function,
                 {
                     "CKV_AWS_115": "Calls no capacity-bound service (S3 reads or plain "
                     "computation): ClassifyImage's reservation already bounds each execution, "

@@ -5,18 +5,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.region_info import FactName
 from constructs import Construct
 
+from stacks.constructs.project_logs import ProjectLogs
+from stacks.names import CAPTURE_PREFIX
 from training.record import ModelRecord
 
 VARIANT_NAME = "AllTraffic"
@@ -63,6 +64,32 @@ class EndpointRollout:
         return min(max(int(seconds), 600), 28_800)
 
 
+@dataclass(frozen=True)
+class EndpointProps:
+    """What the endpoint serves (``record``) and how: the project bucket holds an s3://
+    artifact and receives the data capture, encrypted with ``encryption_key`` (which also
+    encrypts the endpoint's storage); the container logs go to a group of ``project_logs``."""
+
+    record: ModelRecord
+    bucket: s3.IBucket
+    encryption_key: kms.IKey
+    instance_type: str
+    instance_count: int
+    capture_sampling_percentage: int
+    scaling: EndpointScaling
+    rollout: EndpointRollout
+    project_logs: ProjectLogs
+    capture_prefix: str = CAPTURE_PREFIX
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    """What a caller needs: the name to invoke and the ARN to be granted ``InvokeEndpoint``."""
+
+    name: str
+    arn: str
+
+
 def endpoint_metric(
     endpoint_name: str,
     metric_name: str,
@@ -91,24 +118,11 @@ class ClassifierEndpoint(Construct):
     prefix.
     """
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        record: ModelRecord,
-        bucket: s3.IBucket,
-        capture_prefix: str,
-        encryption_key: kms.IKey,
-        instance_type: str,
-        instance_count: int,
-        capture_sampling_percentage: int,
-        scaling: EndpointScaling,
-        rollout: EndpointRollout,
-        log_retention: logs.RetentionDays,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: EndpointProps) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        record, bucket, encryption_key = props.record, props.bucket, props.encryption_key
+        capture_prefix = props.capture_prefix
         self.endpoint_name = f"{Aws.STACK_NAME}-classifier"
         self.role = iam.Role(
             self,
@@ -131,13 +145,8 @@ class ClassifierEndpoint(Construct):
 
         # SageMaker writes the endpoint's container logs here; owning the group gives it a
         # retention and removes it on `cdk destroy`.
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group = props.project_logs.log_group(
+            self, "Logs", log_group_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
         )
 
         self.model = sagemaker.CfnModel(
@@ -167,14 +176,14 @@ class ClassifierEndpoint(Construct):
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT_NAME,
                     model_name=self.model.attr_model_name,
-                    instance_type=instance_type,
-                    initial_instance_count=instance_count,
+                    instance_type=props.instance_type,
+                    initial_instance_count=props.instance_count,
                     initial_variant_weight=1,
                 )
             ],
             data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                 enable_capture=True,
-                initial_sampling_percentage=capture_sampling_percentage,
+                initial_sampling_percentage=props.capture_sampling_percentage,
                 destination_s3_uri=self.capture_destination,
                 kms_key_id=encryption_key.key_arn,
                 capture_options=[
@@ -189,7 +198,7 @@ class ClassifierEndpoint(Construct):
             ),
         )
 
-        self.rollback_alarms = self._rollback_alarms(rollout)
+        self.rollback_alarms = self._rollback_alarms(props.rollout)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -202,10 +211,11 @@ class ClassifierEndpoint(Construct):
                     variant_property_type="DataCaptureConfig"
                 )
             ],
-            deployment_config=self._deployment_config(rollout),
+            deployment_config=self._deployment_config(props.rollout),
         )
         self.endpoint.node.add_dependency(self.role, self.log_group)
         self.endpoint_arn = self.endpoint.ref
+        self.reference = EndpointRef(name=self.endpoint.attr_endpoint_name, arn=self.endpoint_arn)
 
         self.scalable_target = appscaling.ScalableTarget(
             self,
@@ -213,12 +223,12 @@ class ClassifierEndpoint(Construct):
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint.attr_endpoint_name}/variant/{VARIANT_NAME}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=scaling.min_capacity,
-            max_capacity=scaling.max_capacity,
+            min_capacity=props.scaling.min_capacity,
+            max_capacity=props.scaling.max_capacity,
         )
         self.scalable_target.scale_to_track_metric(
             "InvocationsPerInstance",
-            target_value=scaling.invocations_per_instance,
+            target_value=props.scaling.invocations_per_instance,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             scale_in_cooldown=Duration.minutes(5),
             scale_out_cooldown=Duration.minutes(1),
