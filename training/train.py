@@ -35,9 +35,9 @@ if __package__ in (None, ""):  # run as a script: make the `training` package im
 from training import cloud, stage_data, stage_photos
 from training.drift_baseline import write_baseline
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE
-from training.record import RECORD_NAME, build_record, write_record
+from training.record import DEFAULT_DIR, RECORD_NAME, build_record, write_record
 
-DEFAULT_OUTPUT = REPO_ROOT / "build" / "model"
+DEFAULT_OUTPUT = DEFAULT_DIR
 DEFAULT_ENDPOINT_INSTANCE = "ml.m5.large"
 MODEL_ARCHIVE = "model.tar.gz"
 

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from stacks.application import REPO_ROOT, cdk_json_context
 from tests.stacks.support import S3_RECORD, write_record
-from training.record import ModelRecord, ModelRecordError
+from training.record import DEFAULT_PATH, ModelRecord, ModelRecordError, read_json
 
 
 def test_s3_record(tmp_path):
@@ -47,3 +48,30 @@ def test_not_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ModelRecordError, match="not readable JSON"):
         ModelRecord.load(path)
+
+
+def test_cdk_json_deploys_the_default_record():
+    assert cdk_json_context()["model_record"] == DEFAULT_PATH.relative_to(REPO_ROOT).as_posix()
+
+
+def test_a_file_url_is_a_local_artifact(tmp_path):
+    (tmp_path / "model.tar.gz").write_bytes(b"artifact")
+    record = ModelRecord.load(write_record(tmp_path, model_data_url="file://model.tar.gz"))
+    assert record.model_data_url == str(tmp_path / "model.tar.gz")
+
+
+def test_a_written_record_loads_as_written(tmp_path):
+    record = ModelRecord.load(write_record(tmp_path))
+    again = ModelRecord.load(record.write(tmp_path / "again" / "model-record.json"))
+    assert again == record
+    assert again.to_json() == S3_RECORD
+
+
+def test_the_local_mode_reads_a_record_naming_only_its_artifact(tmp_path):
+    path = tmp_path / "model-record.json"
+    path.write_text(json.dumps({"model_data_url": "model.tar.gz"}))
+    assert read_json(path, ["model_data_url"]) == {"model_data_url": "model.tar.gz"}
+    with pytest.raises(ModelRecordError, match="lacks image_uri"):
+        read_json(path, ["model_data_url", "image_uri"])
+    with pytest.raises(ModelRecordError, match="no model record at"):
+        read_json(tmp_path / "absent.json")
