@@ -21,10 +21,19 @@ from typing import Any
 from emulator.errors import ModelLoadError, TemplateError
 from emulator.inference_model import resolve_model_archive
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
+from training.record import RECORD_NAME, ModelRecord, read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = REPO_ROOT / "build" / "local-mode"
-_APP_INPUTS = ("app.py", "cdk.json", "stacks", "lambda_src")
+# What synthesis reads: the app, its context, the stacks and the handlers, and the record module.
+_APP_INPUTS = (
+    "app.py",
+    "cdk.json",
+    "stacks",
+    "lambda_src",
+    "training/record.py",
+    "training/framework.py",
+)
 
 
 def synthesize(
@@ -57,28 +66,22 @@ def model_record_for(model: Path, workdir: Path) -> Path:
     archive = resolve_model_archive(model)
     if model.suffix == ".json":
         return model
-    sibling = archive.parent / "model-record.json"
+    sibling = archive.parent / RECORD_NAME
     if sibling.is_file():
         try:
             if resolve_model_archive(sibling).resolve() == archive.resolve():
                 return sibling
         except ModelLoadError:
             pass
-    record = workdir / "model-record.json"
-    record.write_text(
-        json.dumps(
-            {
-                "model_data_url": str(archive.resolve()),
-                # the local mode serves the archive itself and never pulls this image
-                "image_uri": LOCAL_INFERENCE_IMAGE,
-                "framework_version": FRAMEWORK_VERSION,
-                "py_version": PY_VERSION,
-                "metrics": {},
-                "training_job_name": f"local-{archive.stem}",
-            }
-        )
-    )
-    return record
+    return ModelRecord(
+        model_data_url=str(archive.resolve()),
+        # the local mode serves the archive itself and never pulls this image
+        image_uri=LOCAL_INFERENCE_IMAGE,
+        framework_version=FRAMEWORK_VERSION,
+        py_version=PY_VERSION,
+        metrics={},
+        training_job_name=f"local-{archive.stem}",
+    ).write(workdir / RECORD_NAME)
 
 
 def _digest(paths: list[Path], extra: Mapping[str, Any]) -> str:
@@ -96,8 +99,8 @@ def cached_assembly(
     record: Path, context: Mapping[str, Any] | None = None, cache_root: Path = CACHE_ROOT
 ) -> Path:
     """A synthesized ``cdk.out`` for ``record`` (and extra context), reused when unchanged."""
-    record_content = json.loads(record.read_text())
     archive = resolve_model_archive(record)
+    record_content = read_json(record)
     full_context = {**dict(context or {}), "model_record": str(record.resolve())}
     key = _digest(
         [REPO_ROOT / name for name in _APP_INPUTS] + [archive],

@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from emulator.errors import ModelLoadError
+from training.record import ModelRecordError, local_artifact, read_json
 
 UTF8_CONTENT_TYPES = ("application/json", "text/csv")
 DEFAULT_ACCEPT = "application/json"
@@ -76,20 +77,17 @@ def resolve_model_archive(path: Path) -> Path:
     if path.suffix != ".json":
         return path
     try:
-        record = json.loads(path.read_text("utf-8"))
-        url = record["model_data_url"]
-    except (ValueError, KeyError, TypeError) as error:
+        url = str(read_json(path, ["model_data_url"])["model_data_url"])
+    except ModelRecordError as error:
         raise ModelLoadError(
             f"{path} is not a model record with a model_data_url: {error}"
         ) from error
-    if url.startswith("s3://"):
+    archive = local_artifact(path, url)
+    if archive is None:
         raise ModelLoadError(
             f"{path} points at {url}: the local endpoint serves a local archive; download "
             "it (aws s3 cp) and pass the file, or train locally"
         )
-    archive = Path(url.removeprefix("file://"))
-    if not archive.is_absolute():
-        archive = path.parent / archive
     if not archive.exists():
         raise ModelLoadError(f"model record {path} names {archive}, which does not exist")
     return archive
