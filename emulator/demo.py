@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Callable
@@ -14,8 +13,9 @@ from typing import TextIO
 
 from emulator.assembly import CACHE_ROOT, REPO_ROOT, cached_assembly
 from emulator.workflow import LocalWorkflow, Outcome
+from training.record import DEFAULT_DIR, RECORD_NAME
 
-DEFAULT_MODEL_DIR = REPO_ROOT / "build" / "model"
+DEFAULT_MODEL_DIR = DEFAULT_DIR
 DEFAULT_DATA_DIR = REPO_ROOT / "build" / "data"
 DEFAULT_REPORT_ROOT = REPO_ROOT / "build" / "local-mode" / "reports"
 CLASSES = ("bicycle", "motorcycle")
@@ -43,7 +43,7 @@ def stage(archive: Path | None, data_dir: Path) -> Path:
 
 def model_record(model_dir: Path, data_dir: Path, epochs: int | None, log: TextIO) -> Path:
     """The record in ``model_dir``, trained locally first when there is none."""
-    record = model_dir / "model-record.json"
+    record = model_dir / RECORD_NAME
     if record.is_file():
         print(f"model: reusing {record}", file=log)
         return record
@@ -139,19 +139,8 @@ def run_demo(
     report_dir = report_root / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     capture_dir = report_dir / "capture"
     with LocalWorkflow(assembly, record, capture_dir=capture_dir) as workflow:
-        classify_fn = next(
-            f.name for f in workflow.spec.functions if "ENDPOINT_NAME" in f.environment
-        )
-        threshold = float(
-            next(
-                (
-                    f.environment["THRESHOLD"]
-                    for f in workflow.spec.functions
-                    if "THRESHOLD" in f.environment
-                ),
-                "nan",
-            )
-        )
+        classify_fn = workflow.spec.classify.name
+        threshold = workflow.spec.threshold
         for path, truth in (progress or (lambda items: items))(images):
             outcome = workflow.classify(path)
             inferences = next(
@@ -206,7 +195,7 @@ def drift_report(record: Path, capture_dir: Path, threshold: float, report_dir: 
     """The drift monitor over this run's capture: one line naming the report and the verdict."""
     from emulator.drift import DriftInputError, DriftSettings, analyse_capture_dir
 
-    settings = DriftSettings(confidence_threshold=threshold if math.isfinite(threshold) else None)
+    settings = DriftSettings(confidence_threshold=threshold)
     try:
         report = analyse_capture_dir(record, capture_dir, settings, report_dir)
     except DriftInputError as error:

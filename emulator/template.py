@@ -1,77 +1,26 @@
-"""Read the synthesized cloud assembly (``cdk.out``) into what the local mode runs.
+"""Read the synthesized cloud assembly (``cdk.out``) into what the local mode runs
+(``emulator.spec.WorkflowSpec``).
 
 Everything comes from the templates: the Lambda functions (asset folder, ``Handler``,
 ``Environment``), the state machine definition (its ``DefinitionString`` with the function
 ARNs resolved), the EventBridge rule's pattern, the endpoint name, variant and data capture
-settings, and the roles the functions and the state machine run as; intrinsics resolved by
-``emulator.cloud_assembly``. When the app has batch mode, the state machine with a Distributed
-Map (``SconesBatch``, started by hand) comes too, with its role.
+settings, the roles the functions and the state machine run as, and which function each Task
+state invokes; intrinsics resolved by ``emulator.cloud_assembly``. When the app has batch
+mode, the state machine with a Distributed Map (``SconesBatch``, started by hand) comes too,
+with its role.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emulator.cloud_assembly import LOCAL_ACCOUNT, CloudAssembly
 from emulator.errors import TemplateError
 from emulator.lambda_runtime import FunctionCode
-
-
-@dataclass(frozen=True)
-class LambdaFunctionSpec:
-    logical_id: str
-    name: str
-    arn: str
-    code: FunctionCode
-    environment: dict[str, str]
-    role_arn: str
-
-
-@dataclass(frozen=True)
-class CaptureSpec:
-    sampling_percentage: int
-    bucket: str
-    key_prefix: str
-    json_content_types: tuple[str, ...]
-    csv_content_types: tuple[str, ...]
-    capture_input: bool
-    capture_output: bool
-
-
-@dataclass(frozen=True)
-class BatchSpec:
-    """The batch mode's state machine: a Distributed Map, started with a prefix."""
-
-    state_machine_name: str
-    state_machine_arn: str
-    definition: dict[str, Any]
-    role_arn: str
-
-
-@dataclass(frozen=True)
-class WorkflowSpec:
-    """What the local mode needs from the assembly, all intrinsics resolved."""
-
-    functions: tuple[LambdaFunctionSpec, ...]
-    state_machine_name: str
-    state_machine_arn: str
-    definition: dict[str, Any]
-    event_pattern: dict[str, Any]
-    bucket: str
-    endpoint_name: str
-    variant_name: str
-    capture: CaptureSpec | None
-    model_archive: Path | None
-    eventbridge_buckets: frozenset[str]
-    versioned_buckets: frozenset[str]
-    assembly: CloudAssembly
-    state_machine_role_arn: str
-    endpoint_role_arn: str
-    batch: BatchSpec | None = None
+from emulator.spec import BatchSpec, CaptureSpec, LambdaFunctionSpec, WorkflowSpec
 
 
 def _lambda_spec(assembly: CloudAssembly, stack: str, logical_id: str) -> LambdaFunctionSpec:
@@ -119,6 +68,21 @@ def _definition(assembly: CloudAssembly, stack: str, logical_id: str) -> dict[st
     if "Definition" in properties:
         return assembly.resolve(stack, properties["Definition"])
     raise TemplateError(f"{stack}/{logical_id} has no definition")
+
+
+def _invoked_functions(
+    definition: dict[str, Any], functions: tuple[LambdaFunctionSpec, ...]
+) -> dict[str, LambdaFunctionSpec]:
+    """The function each Task state invokes (by ARN, or a ``lambda:invoke`` FunctionName)."""
+    by_arn = {function.arn: function for function in functions}
+    invoked = {}
+    for name, state in definition.get("States", {}).items():
+        target = state.get("Resource")
+        if state.get("Type") == "Task" and str(target).endswith(":lambda:invoke"):
+            target = state.get("Parameters", {}).get("FunctionName")
+        if state.get("Type") == "Task" and target in by_arn:
+            invoked[name] = by_arn[target]
+    return invoked
 
 
 def _is_distributed_map(definition: dict[str, Any]) -> bool:
@@ -226,6 +190,7 @@ def load_workflow(
     )
     return WorkflowSpec(
         functions=functions,
+        steps=_invoked_functions(definition, functions),
         state_machine_name=assembly.physical_name(sm_stack, sm_id),
         state_machine_arn=machine_arn,
         definition=definition,

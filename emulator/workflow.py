@@ -37,6 +37,7 @@ from emulator.asl import (
 )
 from emulator.capacity import reserved_concurrency
 from emulator.capture import CaptureConfig
+from emulator.cloud_assembly import LOCAL_ACCOUNT
 from emulator.distributed_map import aws_distributed_map
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
@@ -48,7 +49,8 @@ from emulator.events import (
 from emulator.iam import LocalIdentities, authorize, authorize_lambda_calls, enforced_access
 from emulator.lambda_runtime import LambdaRuntime
 from emulator.local_aws import default_session, moto_server, placeholder_zip, process_environment
-from emulator.template import LOCAL_ACCOUNT, WorkflowSpec, load_workflow
+from emulator.spec import WorkflowSpec
+from emulator.template import load_workflow
 from emulator.xray import XRayListener
 from stacks.names import INCOMING_PREFIX
 
