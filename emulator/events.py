@@ -14,7 +14,6 @@ moto upgrade moves either.
 
 from __future__ import annotations
 
-import inspect
 import json
 import secrets
 import string
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from emulator.errors import MotoPatchError, TemplateError
+from emulator.errors import MotoPatchError, TemplateError, require_parameters
 
 REASONS = {
     "Put": "PutObject",
@@ -182,12 +181,12 @@ def check_moto_compatibility() -> None:
     send_event = getattr(notifications, "send_event", None)
     if send_event is None:
         raise MotoPatchError("moto.s3.notifications.send_event is gone: port emulator/events.py")
-    parameters = tuple(inspect.signature(send_event).parameters)
-    if parameters != EXPECTED_SEND_EVENT_PARAMETERS:
-        raise MotoPatchError(
-            f"moto.s3.notifications.send_event{parameters} changed from "
-            f"{EXPECTED_SEND_EVENT_PARAMETERS}: port emulator/events.py"
-        )
+    require_parameters(
+        send_event,
+        EXPECTED_SEND_EVENT_PARAMETERS,
+        "moto.s3.notifications.send_event",
+        "port emulator/events.py",
+    )
 
 
 ObjectCreatedCallback = Callable[[str, str, int, str, "str | None", str], None]

@@ -27,7 +27,6 @@ reads back the payload plus the ``x-amz-function-error`` header; on an error it 
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import tempfile
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import EmulatorError, MotoPatchError
+from emulator.errors import EmulatorError, MotoPatchError, require_parameters
 from emulator.sandbox import Sandbox
 from emulator.xray import invocation_trace_header
 
@@ -77,12 +76,12 @@ def check_moto_compatibility() -> None:
     invoke = backend.__dict__.get("invoke")
     if invoke is None:
         raise MotoPatchError("LambdaSimpleBackend no longer defines invoke() itself")
-    parameters = tuple(inspect.signature(invoke).parameters)
-    if parameters != EXPECTED_INVOKE_PARAMETERS:
-        raise MotoPatchError(
-            f"LambdaSimpleBackend.invoke{parameters} changed from "
-            f"{EXPECTED_INVOKE_PARAMETERS}: port emulator/lambda_runtime.py to this moto"
-        )
+    require_parameters(
+        invoke,
+        EXPECTED_INVOKE_PARAMETERS,
+        "LambdaSimpleBackend.invoke",
+        "port emulator/lambda_runtime.py to this moto",
+    )
     from moto.awslambda.models import LambdaBackend
 
     if not hasattr(LambdaBackend, "get_function"):
