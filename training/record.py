@@ -21,13 +21,14 @@ from training.framework import FRAMEWORK_VERSION, PY_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECORD_NAME = "model-record.json"
-# Where training writes its output, and the record cdk.json deploys (``model_record``).
-DEFAULT_DIR = REPO_ROOT / "build" / "model"
-DEFAULT_PATH = DEFAULT_DIR / RECORD_NAME
+# The record training writes by default and cdk.json deploys (``model_record``), as named
+# from the repository root; its path, and the folder training writes its output to.
+DEFAULT_RECORD = f"build/model/{RECORD_NAME}"
+DEFAULT_PATH = REPO_ROOT / DEFAULT_RECORD
+DEFAULT_DIR = DEFAULT_PATH.parent
 HOW_TO_TRAIN = (
     "train one with `python training/train.py --local --archive PATH` (or in SageMaker with "
-    "`python training/train.py`), then run "
-    f"`npx cdk synth -c model_record={DEFAULT_PATH.relative_to(REPO_ROOT).as_posix()}`"
+    f"`python training/train.py`), then run `npx cdk synth -c model_record={DEFAULT_RECORD}`"
 )
 
 # Every field, in the order training writes them; a record training writes has them all.

@@ -4,7 +4,7 @@ import pytest
 
 from stacks.application import REPO_ROOT, cdk_json_context
 from tests.stacks.support import S3_RECORD, write_record
-from training.record import DEFAULT_PATH, ModelRecord, ModelRecordError, read_json
+from training.record import DEFAULT_PATH, DEFAULT_RECORD, ModelRecord, ModelRecordError, read_json
 
 
 def test_s3_record(tmp_path):
@@ -51,7 +51,8 @@ def test_not_json(tmp_path):
 
 
 def test_cdk_json_deploys_the_default_record():
-    assert cdk_json_context()["model_record"] == DEFAULT_PATH.relative_to(REPO_ROOT).as_posix()
+    assert REPO_ROOT / cdk_json_context()["model_record"] == DEFAULT_PATH
+    assert cdk_json_context()["model_record"] == DEFAULT_RECORD
 
 
 def test_a_file_url_is_a_local_artifact(tmp_path):
