@@ -34,6 +34,16 @@ class LambdaFunctionSpec:
 
 
 @dataclass(frozen=True)
+class BatchSpec:
+    """The batch mode's state machine: a Distributed Map, started with a prefix."""
+
+    state_machine_name: str
+    state_machine_arn: str
+    definition: dict[str, Any]
+    role_arn: str
+
+
+@dataclass(frozen=True)
 class CaptureSpec:
     """The endpoint's data capture: its sampling, destination and content types."""
 
@@ -44,16 +54,6 @@ class CaptureSpec:
     csv_content_types: tuple[str, ...]
     capture_input: bool
     capture_output: bool
-
-
-@dataclass(frozen=True)
-class BatchSpec:
-    """The batch mode's state machine: a Distributed Map, started with a prefix."""
-
-    state_machine_name: str
-    state_machine_arn: str
-    definition: dict[str, Any]
-    role_arn: str
 
 
 @dataclass(frozen=True)
