@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from emulator.cli_workflow import local_workflow, require_files
+from emulator.commands.shared import (
+    add_capture_dir,
+    add_command,
+    local_workflow,
+    require_files,
+    workflow_options,
+)
 from emulator.errors import EmulatorError
 
 DESCRIPTION = (
@@ -22,7 +28,7 @@ DESCRIPTION = (
 )
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from emulator.batch import run_batch, upload_batch
 
     require_files(args.files)
@@ -42,28 +48,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_batch_parser(
-    commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
-) -> None:
-    """The ``batch`` subcommand; ``parents`` give --model, --cdk-out and --log."""
-    batch = commands.add_parser(
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        commands,
         "batch",
-        parents=parents,
+        run,
+        parents=workflow_options(),
         help="run files through the batch state machine (Distributed Map), one JSON line each",
         description=DESCRIPTION,
     )
-    batch.add_argument(
-        "--capture-dir",
-        type=Path,
-        metavar="DIR",
-        help="also keep the endpoint's data capture under DIR",
-    )
-    batch.add_argument(
+    add_capture_dir(parser, "also keep the endpoint's data capture under DIR")
+    parser.add_argument(
         "--timeout",
         type=float,
         default=3600.0,
         metavar="SECONDS",
         help="give up waiting for the batch after this long (default: 3600)",
     )
-    batch.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    batch.set_defaults(handler=cmd_batch)
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE")

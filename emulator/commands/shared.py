@@ -1,20 +1,65 @@
-"""What the commands that run the local workflow share: the model record and the assembly
-for ``--model`` and ``--cdk-out``, results on the real stdout, everything else in ``--log``."""
+"""What the commands share: their options (``--model``, ``--cdk-out``, ``--log``,
+``--capture-dir``), and for those that run the local workflow the model record and the
+assembly, results on the real stdout, everything else in ``--log``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from emulator.errors import EmulatorError
 
 if TYPE_CHECKING:
     from emulator.workflow import LocalWorkflow
+
+
+def add_command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    **parser_options: Any,
+) -> argparse.ArgumentParser:
+    """The subcommand ``name``, which ``run`` carries out."""
+    parser = commands.add_parser(name, **parser_options)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def model_option() -> argparse.ArgumentParser:
+    """``--model``, the artifact or record to serve."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="model.tar.gz, or the model record JSON that training writes",
+    )
+    return parent
+
+
+def workflow_options() -> list[argparse.ArgumentParser]:
+    """``--model``, and the assembly (``--cdk-out``) and log (``--log``) of the local workflow."""
+    assembly = argparse.ArgumentParser(add_help=False)
+    assembly.add_argument(
+        "--cdk-out",
+        type=Path,
+        metavar="DIR",
+        help="use this synthesized assembly (default: synthesize, cached)",
+    )
+    assembly.add_argument(
+        "--log", type=Path, metavar="FILE", help="append the handlers' logs here (default: temp)"
+    )
+    return [model_option(), assembly]
+
+
+def add_capture_dir(parser: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    parser.add_argument("--capture-dir", type=Path, required=required, metavar="DIR", help=help)
 
 
 @contextmanager
