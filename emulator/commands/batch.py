@@ -48,15 +48,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+HELP = "run files through the batch state machine (Distributed Map), one JSON line each"
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        commands,
-        "batch",
-        run,
-        parents=workflow_options(),
-        help="run files through the batch state machine (Distributed Map), one JSON line each",
-        description=DESCRIPTION,
-    )
+    parser = add_command(commands, "batch", run, HELP, DESCRIPTION, workflow_options())
     add_capture_dir(parser, "also keep the endpoint's data capture under DIR")
     parser.add_argument(
         "--timeout",

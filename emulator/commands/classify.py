@@ -14,19 +14,16 @@ from emulator.commands.shared import (
     workflow_options,
 )
 
+HELP = "run files through the local workflow, one JSON line each"
+DESCRIPTION = (
+    "Upload each FILE under the bucket's incoming/ prefix, let the workflow the app "
+    "synthesizes run, print {file, s3_key, status, label, confidence, inferences, error, "
+    "cause, duration_ms} per file. Exit 0 when every file got an outcome (FAILED included)."
+)
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        commands,
-        "classify",
-        run,
-        parents=workflow_options(),
-        help="run files through the local workflow, one JSON line each",
-        description="Upload each FILE under the bucket's incoming/ prefix, let the workflow "
-        "the app synthesizes run, print {file, s3_key, status, label, confidence, "
-        "inferences, error, cause, duration_ms} per file. Exit 0 when every file got an "
-        "outcome (FAILED included).",
-    )
+    parser = add_command(commands, "classify", run, HELP, DESCRIPTION, workflow_options())
     add_capture_dir(parser, "also keep the endpoint's data capture under DIR")
     parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
 

@@ -11,19 +11,17 @@ from emulator.errors import EmulatorError
 from training.record import DEFAULT_RECORD
 
 DEFAULT_LOG = Path("build/local-mode/demo-lambda.log")
+HELP = "stage, train once, synthesize, classify a sample, report"
+DESCRIPTION = (
+    "Stage the CIFAR-100 bicycle/motorcycle images (the official archive, or --archive), "
+    f"train locally unless {DEFAULT_RECORD} exists, synthesize, classify a sample of the test "
+    "split through the local workflow, and print a table, the accuracy and the report folder "
+    "(plots)."
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        commands,
-        "demo",
-        run,
-        help="stage, train once, synthesize, classify a sample, report",
-        description="Stage the CIFAR-100 bicycle/motorcycle images (the official archive, "
-        f"or --archive), train locally unless {DEFAULT_RECORD} exists, "
-        "synthesize, classify a sample of the test split through the local workflow, and "
-        "print a table, the accuracy and the report folder (plots).",
-    )
+    parser = add_command(commands, "demo", run, HELP, DESCRIPTION)
     parser.add_argument(
         "--archive",
         type=Path,

@@ -6,32 +6,25 @@ import argparse
 import json
 from pathlib import Path
 
-from emulator.commands.shared import add_capture_dir, add_command
+from emulator.commands.shared import add_capture_dir, add_command, model_option
 from emulator.errors import EmulatorError
 
 DEFAULT_REPORT_ROOT = Path("build/local-mode/drift")
+HELP = "drift report of a capture folder against the model's baseline"
+DESCRIPTION = (
+    "Read every line of every .jsonl capture file under DIR (the layout classify --capture-dir "
+    "writes), compare the top-class confidence and the input brightness with the test-split "
+    "baseline in the model record (two-sample Kolmogorov-Smirnov test per feature: drift when "
+    "D > --threshold with p < 0.01 / features), write report.json and PNG plots, print the "
+    "report as one JSON object."
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        commands,
-        "drift",
-        run,
-        help="drift report of a capture folder against the model's baseline",
-        description="Read every line of every .jsonl capture file under DIR (the layout "
-        "classify --capture-dir writes), compare the top-class confidence and the input "
-        "brightness with the test-split baseline in the model record (two-sample "
-        "Kolmogorov-Smirnov test per feature: drift when D > --threshold with p < 0.01 / "
-        "features), write report.json and PNG plots, print the report as one JSON object.",
+    model = model_option(
+        "the model record JSON (with drift-baseline.json beside it), or a model.tar.gz next to one"
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        metavar="PATH",
-        help="the model record JSON (with drift-baseline.json beside it), or a model.tar.gz "
-        "next to one",
-    )
+    parser = add_command(commands, "drift", run, HELP, DESCRIPTION, [model])
     add_capture_dir(parser, "the capture folder", required=True)
     parser.add_argument(
         "--threshold",

@@ -9,17 +9,15 @@ import threading
 
 from emulator.commands.shared import add_capture_dir, add_command, model_option
 
+HELP = "serve a model on 127.0.0.1 until interrupted"
+DESCRIPTION = (
+    "Serve PATH (a model.tar.gz or a model record JSON) through its code/inference.py, as the "
+    "SageMaker PyTorch container does."
+)
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        commands,
-        "serve",
-        run,
-        parents=[model_option()],
-        help="serve a model on 127.0.0.1 until interrupted",
-        description="Serve PATH (a model.tar.gz or a model record JSON) through its "
-        "code/inference.py, as the SageMaker PyTorch container does.",
-    )
+    parser = add_command(commands, "serve", run, HELP, DESCRIPTION, [model_option()])
     parser.add_argument("--port", type=int, required=True, metavar="N", help="TCP port")
     parser.add_argument(
         "--endpoint-name", help="answer only this endpoint name (default: any name)"

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from emulator.errors import EmulatorError
 
@@ -22,24 +22,23 @@ def add_command(
     commands: argparse._SubParsersAction,
     name: str,
     run: Callable[[argparse.Namespace], int],
-    **parser_options: Any,
+    help: str,
+    description: str,
+    parents: list[argparse.ArgumentParser] | None = None,
 ) -> argparse.ArgumentParser:
-    """The subcommand ``name``, which ``run`` carries out."""
-    parser = commands.add_parser(name, **parser_options)
+    """The subcommand ``name``, which ``run`` carries out; ``help`` is its line in the list
+    of commands, ``description`` its own ``--help``."""
+    parser = commands.add_parser(name, parents=parents or [], help=help, description=description)
     parser.set_defaults(handler=run)
     return parser
 
 
-def model_option() -> argparse.ArgumentParser:
-    """``--model``, the artifact or record to serve."""
+def model_option(
+    help: str = "model.tar.gz, or the model record JSON that training writes",
+) -> argparse.ArgumentParser:
+    """``--model``, the artifact or record to serve (or to read)."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        metavar="PATH",
-        help="model.tar.gz, or the model record JSON that training writes",
-    )
+    parent.add_argument("--model", type=Path, required=True, metavar="PATH", help=help)
     return parent
 
 

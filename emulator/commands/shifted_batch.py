@@ -12,20 +12,17 @@ from emulator.errors import EmulatorError
 
 # emulator.drift.SHIFTS (a test holds them equal), without importing it to parse the options.
 SHIFT_NAMES = ("clean", "dark", "blur", "rotate")
+HELP = "send clean or shifted test images through the local workflow, with capture"
+DESCRIPTION = (
+    "Draw --count images from the staged test split (with replacement, seeded), shift them "
+    "(dark: 40%% brightness, blur: Gaussian 1.5 px, rotate: 90 degrees, clean: unchanged), "
+    "upload each under incoming/ of the local workflow and keep the endpoint's data capture "
+    "under --capture-dir. Prints one JSON summary."
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        commands,
-        "shifted-batch",
-        run,
-        parents=workflow_options(),
-        help="send clean or shifted test images through the local workflow, with capture",
-        description="Draw --count images from the staged test split (with replacement, "
-        "seeded), shift them (dark: 40%% brightness, blur: Gaussian 1.5 px, rotate: 90 "
-        "degrees, clean: unchanged), upload each under incoming/ of the local workflow and "
-        "keep the endpoint's data capture under --capture-dir. Prints one JSON summary.",
-    )
+    parser = add_command(commands, "shifted-batch", run, HELP, DESCRIPTION, workflow_options())
     parser.add_argument("--shift", choices=SHIFT_NAMES, required=True, help="the change")
     parser.add_argument("--count", type=int, default=200, help="images (default: 200)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
