@@ -31,6 +31,7 @@ if str(REPO_ROOT) not in sys.path:
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.inference_model import InferenceModel
+from training.record import DEFAULT_PATH
 
 ENDPOINT = "bench-endpoint"
 
@@ -45,7 +46,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        default=REPO_ROOT / "build" / "model" / "model-record.json",
+        default=DEFAULT_PATH,
         help="model.tar.gz or model record (default: build/model's record)",
     )
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from stacks.application import cdk_json_context  # noqa: E402
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE  # noqa: E402
+from training.record import RECORD_NAME, ModelRecord  # noqa: E402
 
 ONE_BUCKET_APP = """
 import stacks  # the same Node.js for jsii as the full app
@@ -42,13 +43,13 @@ stack = cdk.Stack(app, "OneBucket")
 s3.Bucket(stack, "Bucket")
 app.synth()
 """
-RECORD = {
-    "model_data_url": "s3://bench-bucket/models/bench/output/model.tar.gz",
-    "image_uri": LOCAL_INFERENCE_IMAGE,
-    "framework_version": FRAMEWORK_VERSION,
-    "metrics": {},
-    "training_job_name": "bench",
-}
+RECORD = ModelRecord(
+    model_data_url="s3://bench-bucket/models/bench/output/model.tar.gz",
+    image_uri=LOCAL_INFERENCE_IMAGE,
+    framework_version=FRAMEWORK_VERSION,
+    metrics={},
+    training_job_name="bench",
+)
 
 
 def timed_synth(command: list[str], outdir: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -94,8 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        record = workdir / "model-record.json"
-        record.write_text(json.dumps(RECORD))
+        record = RECORD.write(workdir / RECORD_NAME)
         context = {**cdk_json_context(), "model_record": str(record)}
         env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context)}
         apps = {

@@ -40,6 +40,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.endpoint import percentile
+from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
+from training.record import RECORD_NAME, ModelRecord
 
 SERVICE = "serialize_image"
 MODES = ("on", "off", "defect")
@@ -59,14 +61,14 @@ CONTEXT = SimpleNamespace(
     memory_limit_in_mb=512,
     aws_request_id="00000000-0000-0000-0000-000000000000",
 )
-S3_RECORD = {
-    "model_data_url": "s3://bench-bucket/models/bench/output/model.tar.gz",
-    "image_uri": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312",
-    "framework_version": "2.6.0",
-    "py_version": "py312",
-    "metrics": {},
-    "training_job_name": "bench",
-}
+S3_RECORD = ModelRecord(
+    model_data_url="s3://bench-bucket/models/bench/output/model.tar.gz",
+    image_uri=LOCAL_INFERENCE_IMAGE,
+    framework_version=FRAMEWORK_VERSION,
+    py_version=PY_VERSION,
+    metrics={},
+    training_job_name="bench",
+)
 _MEMORY_CHILD = """
 import io, json, sys, tracemalloc
 from types import SimpleNamespace
@@ -120,8 +122,7 @@ def function_memory_mb(cdk_out: Path | None) -> int:
 
     with tempfile.TemporaryDirectory() as workdir:
         if cdk_out is None:
-            record = Path(workdir) / "model-record.json"
-            record.write_text(json.dumps(S3_RECORD))
+            record = S3_RECORD.write(Path(workdir) / RECORD_NAME)
             context = {"model_record": str(record), "aws:cdk:bundling-stacks": []}
             cdk_out = synthesize(REPO_ROOT, Path(workdir) / "cdk.out", context)
         template = json.loads((cdk_out / "SconesWorkflow.template.json").read_text())
