@@ -41,11 +41,7 @@ from emulator.cloud_assembly import LOCAL_ACCOUNT
 from emulator.distributed_map import aws_distributed_map
 from emulator.endpoint import LocalEndpoint
 from emulator.errors import ModelLoadError, TemplateError, WorkflowError
-from emulator.events import (
-    RulePattern,
-    S3EventSource,
-    s3_object_created_hook,
-)
+from emulator.events import RulePattern, S3EventSource, s3_object_created_hook
 from emulator.iam import LocalIdentities, authorize, authorize_lambda_calls, enforced_access
 from emulator.lambda_runtime import LambdaRuntime
 from emulator.local_aws import default_session, moto_server, placeholder_zip, process_environment

@@ -10,7 +10,8 @@ from stacks.constructs.classifier_endpoint import ClassifierEndpoint, EndpointPr
 
 
 class EndpointStack(Stack):
-    """The classifier endpoint; the workflow calls it by its ``reference``."""
+    """The classifier endpoint; the workflow calls it by its ``reference``, a blue/green update
+    rolls back on its ``rollback_alarms``."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, props: EndpointProps, **kwargs
@@ -18,6 +19,7 @@ class EndpointStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.classifier = ClassifierEndpoint(self, "Classifier", props)
         self.reference = self.classifier.reference
+        self.rollback_alarms = self.classifier.rollback_alarms
         CfnOutput(
             self,
             "EndpointName",
