@@ -22,7 +22,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import csv
 import io
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from training.evaluate import extract_artifact, labelled_test_files, load_inference_module
 from training.evaluate_photos import evaluate_photo_folder
 from training.photos import MANIFEST_NAME, Photo, labelled_photos, stratified_split
+from training.record import read_record
 from training.train import train_local
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             record = train_local(
                 args.archive, root / "default", seed=args.seed, num_threads=args.num_threads
             )
-            default_model = Path(json.loads(record.read_text())["model_data_url"])
+            default_model = Path(read_record(record)["model_data_url"])
         photos = labelled_photos(args.photos)
         rest, given = stratified_split(photos, args.images_fraction, args.seed)
         given_dir = link_photos(given, args.photos, root / "given")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             num_threads=args.num_threads,
             images=given_dir,
         )
-        images_model = Path(json.loads(record.read_text())["model_data_url"])
+        images_model = Path(read_record(record)["model_data_url"])
 
         dev = evaluate_photo_folder(default_model, args.photos, root / "eval-dev")
         default_rest = evaluate_photo_folder(default_model, rest_dir, root / "eval-rest-default")
