@@ -8,6 +8,10 @@ from pathlib import Path
 
 import boto3
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+ARCHIVE = SHARED_DATA / "cifar-100-python-bicycle-motorcycle.tar.gz"
+PHOTOS = SHARED_DATA / "real-photos-dev"
 # The fields of one line that `classify` and `batch` print (emulator.workflow.Outcome).
 OUTCOME_FIELDS = frozenset(
     {"file", "s3_key", "status", "label", "confidence", "inferences", "error", "cause"}

@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,10 +14,8 @@ from emulator.endpoint import Fault
 from emulator.sim_clock import SimClock, compressed_retry_waits
 from emulator.workflow import LocalWorkflow
 from stacks.constructs.classification_steps import ENDPOINT_RETRY_ATTEMPTS
-from tests.emulator.emulator_fixtures import OUTCOME_FIELDS
+from tests.emulator.emulator_fixtures import ARCHIVE, OUTCOME_FIELDS, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
 CLASSES = ("bicycle", "motorcycle")
 
 pytestmark = [
