@@ -30,6 +30,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from emulator.errors import EmulatorError
 from training.drift_baseline import baseline_path, build_baseline
+from training.record import RECORD_NAME, ModelRecordError, read_json
 
 MONITOR_SOURCE = Path(__file__).resolve().parents[1] / "lambda_src" / "drift_monitor"
 if str(MONITOR_SOURCE) not in sys.path:
@@ -54,7 +55,7 @@ class DriftInputError(EmulatorError):
 
 def load_baseline(model: Path) -> dict[str, Any]:
     """The drift baseline of a model record (or of the record next to a ``model.tar.gz``)."""
-    record_path = model if model.suffix == ".json" else model.parent / "model-record.json"
+    record_path = model if model.suffix == ".json" else model.parent / RECORD_NAME
     path = baseline_path(record_path)
     try:
         if path.is_file():
@@ -62,9 +63,9 @@ def load_baseline(model: Path) -> dict[str, Any]:
     except (OSError, ValueError) as error:  # InvalidBaseline is a ValueError
         raise DriftInputError(f"cannot use the drift baseline {path}: {error}") from error
     try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError) as error:
-        raise DriftInputError(f"cannot read the model record {record_path}: {error}") from error
+        record = read_json(record_path)
+    except ModelRecordError as error:  # its message names the record
+        raise DriftInputError(str(error)) from error
     try:
         return validate_baseline(build_baseline(record))
     except ValueError as error:
