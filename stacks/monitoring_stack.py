@@ -34,10 +34,11 @@ from stacks.names import DRIFT_REPORTS_PREFIX
 class MonitoringStack(Stack):
     """Drift monitor (EventBridge Scheduler -> Lambda), alarms -> SNS topic, one dashboard.
 
-    The drift monitor reads ``endpoint``'s data capture in ``bucket`` and uploads the drift
-    baseline beside ``model_record``; the alarms and the dashboard watch the endpoint, the
-    workflow's ``lambdas`` and ``state_machine``; the dashboard also shows the endpoint's
-    ``rollback_alarms``. The alarms notify a topic, which mails ``alarm_email`` (if set).
+    The drift monitor reads ``endpoint``'s data capture in ``bucket`` (probabilities of
+    ``class_names``) and uploads the drift baseline beside ``model_record``; the alarms and the
+    dashboard watch the endpoint, the workflow's ``lambdas`` and ``state_machine``; the
+    dashboard also shows the endpoint's ``rollback_alarms``. The alarms notify a topic, which
+    mails ``alarm_email`` (if set).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class MonitoringStack(Stack):
         rollback_alarms: Sequence[cloudwatch.IAlarm],
         lambdas: ClassificationFunctions,
         state_machine: sfn.IStateMachine,
+        class_names: Sequence[str],
         model_record: Path,
         drift: DriftMonitorSettings,
         limits: AlarmLimits,
@@ -66,6 +68,7 @@ class MonitoringStack(Stack):
             bucket=bucket,
             encryption_key=project_logs.encryption_key,
             endpoint_name=endpoint.name,
+            class_names=class_names,
             model_record=model_record,
             log_retention=project_logs.retention,
             settings=drift,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -21,6 +22,7 @@ from stacks.constructs.project_key import project_key
 from stacks.constructs.project_logs import ProjectLogs, logged_state_machine
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.names import (
+    CLASS_NAMES_VARIABLE,
     CLASSIFY_STEP,
     FILTER_STEP,
     INCOMING_PREFIX,
@@ -34,7 +36,8 @@ LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 
 class WorkflowStack(Stack):
     """An upload under incoming/ starts the state machine: serialize, classify (on
-    ``endpoint``), filter at ``confidence_threshold``."""
+    ``endpoint``, whose answer is a probability for each of ``class_names``), filter at
+    ``confidence_threshold``."""
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class WorkflowStack(Stack):
         bucket: s3.IBucket,
         project_logs: ProjectLogs,
         endpoint: EndpointRef,
+        class_names: Sequence[str],
         confidence_threshold: float,
         classify_reserved_concurrency: int,
         capacity_retry_minutes: int,
@@ -51,6 +55,8 @@ class WorkflowStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+
+        classes = {CLASS_NAMES_VARIABLE: ",".join(class_names)}
 
         def function(step: str, service: str, **options) -> PythonLambda:
             return PythonLambda(
@@ -77,6 +83,7 @@ class WorkflowStack(Stack):
                 environment={
                     "ENDPOINT_NAME": endpoint.name,
                     "ENDPOINT_READ_TIMEOUT_SECONDS": "10",
+                    **classes,
                 },
             ),
             filter=function(
@@ -84,7 +91,7 @@ class WorkflowStack(Stack):
                 "filter_inferences",
                 memory_size=128,
                 timeout_seconds=10,
-                environment={THRESHOLD_VARIABLE: str(confidence_threshold)},
+                environment={THRESHOLD_VARIABLE: str(confidence_threshold), **classes},
             ),
         )
         bucket.grant_read(self.lambdas.serialize.function, f"{INCOMING_PREFIX}*")
