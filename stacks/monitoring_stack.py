@@ -34,11 +34,12 @@ from stacks.names import DRIFT_REPORTS_PREFIX
 class MonitoringStack(Stack):
     """Drift monitor (EventBridge Scheduler -> Lambda), alarms -> SNS topic, one dashboard.
 
-    The drift monitor reads ``endpoint``'s data capture in ``bucket`` (probabilities of
-    ``class_names``) and uploads the drift baseline beside ``model_record``; the alarms and the
-    dashboard watch the endpoint, the workflow's ``lambdas`` and ``state_machine``; the
-    dashboard also shows the endpoint's ``rollback_alarms``. The alarms notify a topic, which
-    mails ``alarm_email`` (if set).
+    Its props by what uses them: the drift monitor reads ``endpoint``'s data capture in
+    ``bucket`` (probabilities of ``class_names``), uploads the drift baseline beside
+    ``model_record`` and judges by ``drift``; the alarms watch the endpoint, the workflow's
+    ``lambdas`` and ``state_machine`` at ``limits`` and mail ``alarm_email`` (if set) through
+    the topic; the dashboard also shows the endpoint's ``rollback_alarms`` and the
+    ``autoscaling_target``.
     """
 
     def __init__(
@@ -49,14 +50,14 @@ class MonitoringStack(Stack):
         bucket: s3.IBucket,
         project_logs: ProjectLogs,
         endpoint: EndpointRef,
-        rollback_alarms: Sequence[cloudwatch.IAlarm],
-        lambdas: ClassificationFunctions,
-        state_machine: sfn.IStateMachine,
         class_names: Sequence[str],
         model_record: Path,
         drift: DriftMonitorSettings,
+        lambdas: ClassificationFunctions,
+        state_machine: sfn.IStateMachine,
         limits: AlarmLimits,
         alarm_email: str | None,
+        rollback_alarms: Sequence[cloudwatch.IAlarm],
         autoscaling_target: int,
         **kwargs,
     ) -> None:
