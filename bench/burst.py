@@ -104,7 +104,7 @@ def todays_policy(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def classify_function(workflow: Any) -> Any:
-    return next(f for f in workflow.spec.functions if CLASSIFY_STEP in f.logical_id)
+    return workflow.spec.classify
 
 
 def classify_name(workflow: Any) -> str:

@@ -33,7 +33,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from emulator.assembly import cached_assembly
-from emulator.demo import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, stage
+from emulator.demo import DEFAULT_DATA_DIR, stage
 from emulator.drift import (
     SHIFTS,
     DriftSettings,  # the drift monitor's own (lambda_src/drift_monitor/drift_settings.py)
@@ -43,6 +43,7 @@ from emulator.drift import (
     test_split_images,
 )
 from emulator.workflow import LocalWorkflow
+from training.record import DEFAULT_PATH
 
 DEFAULT_ARCHIVE = (
     REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=DEFAULT_MODEL_DIR / "model-record.json",
+        default=DEFAULT_PATH,
         help="model record (default: build/model's; trained first when missing)",
     )
     parser.add_argument(

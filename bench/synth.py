@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from stacks.application import cdk_json_context  # noqa: E402
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE  # noqa: E402
+from training.model.network import CLASS_NAMES  # noqa: E402
 from training.record import RECORD_NAME, ModelRecord  # noqa: E402
 
 ONE_BUCKET_APP = """
@@ -47,6 +48,7 @@ RECORD = ModelRecord(
     model_data_url="s3://bench-bucket/models/bench/output/model.tar.gz",
     image_uri=LOCAL_INFERENCE_IMAGE,
     framework_version=FRAMEWORK_VERSION,
+    class_names=CLASS_NAMES,
     metrics={},
     training_job_name="bench",
 )

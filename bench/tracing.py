@@ -41,6 +41,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench.endpoint import percentile
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
+from training.model.network import CLASS_NAMES
 from training.record import RECORD_NAME, ModelRecord
 
 SERVICE = "serialize_image"
@@ -66,6 +67,7 @@ S3_RECORD = ModelRecord(
     image_uri=LOCAL_INFERENCE_IMAGE,
     framework_version=FRAMEWORK_VERSION,
     py_version=PY_VERSION,
+    class_names=CLASS_NAMES,
     metrics={},
     training_job_name="bench",
 )

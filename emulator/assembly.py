@@ -21,7 +21,13 @@ from typing import Any
 from emulator.errors import ModelLoadError, TemplateError
 from emulator.inference_model import resolve_model_archive
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
-from training.record import RECORD_NAME, ModelRecord, read_json
+from training.record import (
+    RECORD_NAME,
+    ModelRecord,
+    ModelRecordError,
+    archive_class_names,
+    read_json,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = REPO_ROOT / "build" / "local-mode"
@@ -61,7 +67,8 @@ def synthesize(
 
 
 def model_record_for(model: Path, workdir: Path) -> Path:
-    """The model record to synthesize with: ``model`` itself, or one written for an archive."""
+    """The model record to synthesize with: ``model`` itself, or one written for an archive
+    (with the class names its configuration declares)."""
     model = model.resolve()
     archive = resolve_model_archive(model)
     if model.suffix == ".json":
@@ -73,12 +80,17 @@ def model_record_for(model: Path, workdir: Path) -> Path:
                 return sibling
         except ModelLoadError:
             pass
+    try:
+        class_names = archive_class_names(archive)
+    except ModelRecordError as error:
+        raise ModelLoadError(f"{error}: pass the model record JSON training wrote") from error
     return ModelRecord(
         model_data_url=str(archive.resolve()),
         # the local mode serves the archive itself and never pulls this image
         image_uri=LOCAL_INFERENCE_IMAGE,
         framework_version=FRAMEWORK_VERSION,
         py_version=PY_VERSION,
+        class_names=class_names,
         metrics={},
         training_job_name=f"local-{archive.stem}",
     ).write(workdir / RECORD_NAME)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +13,11 @@ from typing import TextIO
 
 from emulator.assembly import CACHE_ROOT, REPO_ROOT, cached_assembly
 from emulator.workflow import LocalWorkflow, Outcome
-from training.record import DEFAULT_DIR, RECORD_NAME
+from training.record import DEFAULT_DIR, RECORD_NAME, ModelRecord, ModelRecordError
 
 DEFAULT_MODEL_DIR = DEFAULT_DIR
 DEFAULT_DATA_DIR = REPO_ROOT / "build" / "data"
 DEFAULT_REPORT_ROOT = REPO_ROOT / "build" / "local-mode" / "reports"
-CLASSES = ("bicycle", "motorcycle")
 
 
 @dataclass
@@ -29,6 +28,7 @@ class DemoResult:
     model_accuracy: float
     threshold: float
     report_dir: Path
+    class_names: tuple[str, ...]  # the model's, in the order of its output
 
 
 def stage(archive: Path | None, data_dir: Path) -> Path:
@@ -42,26 +42,35 @@ def stage(archive: Path | None, data_dir: Path) -> Path:
 
 
 def model_record(model_dir: Path, data_dir: Path, epochs: int | None, log: TextIO) -> Path:
-    """The record in ``model_dir``, trained locally first when there is none."""
+    """The record in ``model_dir``, trained locally first when there is none, or none the
+    stacks can deploy (e.g. one from an older training run, without class_names)."""
     record = model_dir / RECORD_NAME
-    if record.is_file():
-        print(f"model: reusing {record}", file=log)
-        return record
+    if not record.is_file():
+        print(f"model: none at {record}, training locally", file=log)
+    else:
+        try:
+            ModelRecord.load(record)
+        except ModelRecordError as error:
+            print(f"model: cannot use {record} ({error}); training locally over it", file=log)
+        else:
+            print(f"model: reusing {record}", file=log)
+            return record
     from training.train import train_local
 
-    print(f"model: none at {record}, training locally", file=log)
     return train_local(
         archive=None, output=model_dir, epochs=epochs, data_dir=data_dir, skip_staging=True
     )
 
 
-def sample_test_images(data_dir: Path, count: int, seed: int) -> list[tuple[Path, str]]:
-    """``count`` test images, half of each class, in a seeded random order."""
+def sample_test_images(
+    data_dir: Path, class_names: Sequence[str], count: int, seed: int
+) -> list[tuple[Path, str]]:
+    """``count`` test images, an equal share of each class, in a seeded random order."""
     rng = random.Random(seed)
     chosen: list[tuple[Path, str]] = []
-    for index, label in enumerate(CLASSES):
+    for index, label in enumerate(class_names):
         files = sorted((data_dir / "test" / label).glob("*.png"))
-        share = count // len(CLASSES) + (1 if index < count % len(CLASSES) else 0)
+        share = count // len(class_names) + (1 if index < count % len(class_names) else 0)
         chosen += [(path, label) for path in rng.sample(files, min(share, len(files)))]
     rng.shuffle(chosen)
     return chosen
@@ -83,15 +92,16 @@ def write_report(result: DemoResult) -> None:
             record["file"] = str(path)
             out.write(json.dumps(record) + "\n")
 
-    outcome_names = [*CLASSES, "rejected"]
-    matrix = np.zeros((len(CLASSES), len(outcome_names)), dtype=int)
+    classes = result.class_names
+    outcome_names = [*classes, "rejected"]
+    matrix = np.zeros((len(classes), len(outcome_names)), dtype=int)
     for _, truth, outcome, _ in result.rows:
-        column = outcome.label if outcome.label in CLASSES else "rejected"
-        matrix[CLASSES.index(truth), outcome_names.index(column)] += 1
+        column = outcome.label if outcome.label in classes else "rejected"
+        matrix[classes.index(truth), outcome_names.index(column)] += 1
     figure, axes = plt.subplots(figsize=(5, 4))
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(outcome_names)), outcome_names)
-    axes.set_yticks(range(len(CLASSES)), CLASSES)
+    axes.set_yticks(range(len(classes)), classes)
     axes.set_xlabel("workflow outcome")
     axes.set_ylabel("truth")
     for (row, column), value in np.ndenumerate(matrix):
@@ -133,7 +143,6 @@ def run_demo(
     record = model_record(model_dir, data_root, epochs, log)
     assembly = cached_assembly(record, cache_root=assembly_cache)
     print(f"assembly: {assembly}", file=log)
-    images = sample_test_images(data_root, sample, seed)
     rows: list[tuple[Path, str, Outcome, float | None]] = []
     argmax_hits: list[bool] = []
     report_dir = report_root / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -141,6 +150,8 @@ def run_demo(
     with LocalWorkflow(assembly, record, capture_dir=capture_dir) as workflow:
         classify_fn = workflow.spec.classify.name
         threshold = workflow.spec.threshold
+        classes = workflow.spec.class_names
+        images = sample_test_images(data_root, classes, sample, seed)
         for path, truth in (progress or (lambda items: items))(images):
             outcome = workflow.classify(path)
             inferences = next(
@@ -155,14 +166,14 @@ def run_demo(
             )
             rows.append((path, truth, outcome, max(inferences) if inferences else None))
             if inferences:
-                argmax_hits.append(CLASSES[inferences.index(max(inferences))] == truth)
+                argmax_hits.append(classes[inferences.index(max(inferences))] == truth)
     classified = [(truth, o) for _, truth, o, _ in rows if o.status == "SUCCEEDED"]
     accuracy = (
         sum(truth == o.label for truth, o in classified) / len(classified) if classified else 0.0
     )
     coverage = len(classified) / len(rows) if rows else 0.0
     model_accuracy = sum(argmax_hits) / len(argmax_hits) if argmax_hits else 0.0
-    result = DemoResult(rows, accuracy, coverage, model_accuracy, threshold, report_dir)
+    result = DemoResult(rows, accuracy, coverage, model_accuracy, threshold, report_dir, classes)
     write_report(result)
     drift_line = drift_report(record, capture_dir, threshold, report_dir / "drift")
 

@@ -6,10 +6,10 @@ The analysis (capture parsing, KS tests, verdict, plots) is the drift monitor La
 imported from its modules in ``lambda_src/drift_monitor/`` (not its handler). They import one
 another by their own names, as in Lambda, so that folder is put on ``sys.path``. Only the
 reading differs: every ``.jsonl`` file under a folder (the layout ``classify --capture-dir``
-writes), all records, the window being the span of their inference times. The baseline is the
-file training writes beside the model record (training/drift_baseline.py), as synth uploads
-it; for a record from before training wrote it, the one built from the record's
-``evaluation.baseline``.
+writes), all records, the window being the span of their inference times, the records'
+probabilities those of the model record's ``class_names``. The baseline is the file training
+writes beside the model record (training/drift_baseline.py), as synth uploads it; for a record
+from before training wrote it, the one built from the record's ``evaluation.baseline``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from emulator.errors import EmulatorError
 from training.drift_baseline import baseline_path, build_baseline
+from training.record import RECORD_NAME, ModelRecordError, read_json, record_class_names
 
 MONITOR_SOURCE = Path(__file__).resolve().parents[1] / "lambda_src" / "drift_monitor"
 if str(MONITOR_SOURCE) not in sys.path:
@@ -45,16 +46,29 @@ SHIFTS = ("clean", "dark", "blur", "rotate")
 DARK_FACTOR = 0.4
 BLUR_RADIUS = 1.5
 BLUR_REFERENCE_SIDE = 32  # the network's input
-CLASSES = ("bicycle", "motorcycle")
 
 
 class DriftInputError(EmulatorError):
     """The model record has no baseline, or the capture folder or test images are missing."""
 
 
+def record_path_of(model: Path) -> Path:
+    """A model record, or the record next to a ``model.tar.gz``."""
+    return model if model.suffix == ".json" else model.parent / RECORD_NAME
+
+
+def model_class_names(model: Path) -> tuple[str, ...]:
+    """The class names of a model record (``record_path_of``), in the order of its output."""
+    record_path = record_path_of(model)
+    try:
+        return record_class_names(read_json(record_path), f"model record {record_path}")
+    except ModelRecordError as error:  # its message names the record
+        raise DriftInputError(str(error)) from error
+
+
 def load_baseline(model: Path) -> dict[str, Any]:
-    """The drift baseline of a model record (or of the record next to a ``model.tar.gz``)."""
-    record_path = model if model.suffix == ".json" else model.parent / "model-record.json"
+    """The drift baseline of a model record (``record_path_of``)."""
+    record_path = record_path_of(model)
     path = baseline_path(record_path)
     try:
         if path.is_file():
@@ -62,23 +76,24 @@ def load_baseline(model: Path) -> dict[str, Any]:
     except (OSError, ValueError) as error:  # InvalidBaseline is a ValueError
         raise DriftInputError(f"cannot use the drift baseline {path}: {error}") from error
     try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError) as error:
-        raise DriftInputError(f"cannot read the model record {record_path}: {error}") from error
+        record = read_json(record_path)
+    except ModelRecordError as error:  # its message names the record
+        raise DriftInputError(str(error)) from error
     try:
         return validate_baseline(build_baseline(record))
     except ValueError as error:
         raise DriftInputError(f"{record_path}: {error}") from error
 
 
-def read_capture_dir(capture_dir: Path) -> CaptureBatch:
-    """Every line of every ``.jsonl`` file under ``capture_dir``."""
+def read_capture_dir(capture_dir: Path, class_names: tuple[str, ...]) -> CaptureBatch:
+    """Every line of every ``.jsonl`` file under ``capture_dir``, probabilities of
+    ``class_names``."""
     if not capture_dir.is_dir():
         raise DriftInputError(f"no capture folder {capture_dir}")
-    batch = CaptureBatch(records=[], skipped=[])
+    batch = CaptureBatch(records=[], skipped=[], class_names=class_names)
     for path in sorted(capture_dir.rglob("*.jsonl")):
         text = path.read_bytes().decode("utf-8", errors="replace")
-        batch.extend(parse_capture_text(text, str(path.relative_to(capture_dir))))
+        batch.extend(parse_capture_text(text, str(path.relative_to(capture_dir)), class_names))
     return batch
 
 
@@ -100,7 +115,7 @@ def analyse_capture_dir(
     """The drift report of every record under ``capture_dir``; with ``report_dir``, also
     ``report.json`` and the two PNG plots written there."""
     baseline = load_baseline(model)
-    batch = read_capture_dir(capture_dir)
+    batch = read_capture_dir(capture_dir, model_class_names(model))
     start, end = record_span(batch.records)
     report = analyse(batch, baseline, settings, start, end)
     report["verdict"] = verdict_line(report)
@@ -134,8 +149,8 @@ def shift_image(image: Image.Image, shift: str) -> Image.Image:
 
 
 def test_split_images(data_dir: Path) -> list[Path]:
-    """The staged test PNGs, ``<data_dir>/test/{bicycle,motorcycle}/*.png``."""
-    paths = sorted(path for name in CLASSES for path in (data_dir / "test" / name).glob("*.png"))
+    """The staged test PNGs of every class, ``<data_dir>/test/<class>/*.png``."""
+    paths = sorted((data_dir / "test").glob("*/*.png"))
     if not paths:
         raise DriftInputError(f"no staged test images under {data_dir / 'test'}")
     return paths

@@ -2,9 +2,10 @@
 
 Every value is resolved (no intrinsic left). The classification steps' functions are known by
 the Task state that invokes them (``SerializeImage``, ``ClassifyImage``, ``FilterInferences``,
-the names ``stacks/names.py`` gives the steps), and the confidence threshold is the filter
-function's ``THRESHOLD`` variable: ``spec.serialize``, ``spec.classify``, ``spec.filter``,
-``spec.threshold``.
+the names ``stacks/names.py`` gives the steps), the confidence threshold is the filter
+function's ``THRESHOLD`` variable and the model's classes the classify function's
+``CLASS_NAMES``: ``spec.serialize``, ``spec.classify``, ``spec.filter``, ``spec.threshold``,
+``spec.class_names``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any
 from emulator.cloud_assembly import CloudAssembly
 from emulator.errors import TemplateError
 from emulator.lambda_runtime import FunctionCode
-from stacks.names import CLASSIFY_STEP, FILTER_STEP, SERIALIZE_STEP, THRESHOLD_VARIABLE
+from stacks.names import (
+    CLASS_NAMES_VARIABLE,
+    CLASSIFY_STEP,
+    FILTER_STEP,
+    SERIALIZE_STEP,
+    THRESHOLD_VARIABLE,
+)
 
 
 @dataclass(frozen=True)
@@ -111,3 +118,15 @@ class WorkflowSpec:
             raise TemplateError(
                 f"{self.filter.name} has no numeric {THRESHOLD_VARIABLE} variable: {value!r}"
             ) from None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The model's classes, in the order of the endpoint's answer (the model record's)."""
+        value = self.classify.environment.get(CLASS_NAMES_VARIABLE, "")
+        names = tuple(name for name in value.split(",") if name)
+        if len(names) < 2:
+            raise TemplateError(
+                f"{self.classify.name} has no {CLASS_NAMES_VARIABLE} variable naming two or more "
+                f"classes: {value!r}"
+            )
+        return names

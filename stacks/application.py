@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -14,7 +15,9 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.batch_stack import BatchStack
 from stacks.checkov import skip_function_checks
 from stacks.config import Settings
+from stacks.constructs.alarms import AlarmLimits
 from stacks.constructs.classifier_endpoint import EndpointProps, EndpointRollout, EndpointScaling
+from stacks.constructs.drift_monitor import DriftMonitorSettings
 from stacks.constructs.project_logs import ProjectLogs
 from stacks.endpoint_stack import EndpointStack
 from stacks.monitoring_stack import MonitoringStack
@@ -23,6 +26,7 @@ from stacks.workflow_stack import WorkflowStack
 from training.record import HOW_TO_TRAIN, ModelRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+Props = TypeVar("Props")
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -69,6 +73,12 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     return app
 
 
+def _fields_of(settings: Settings, props: type[Props]) -> Props:
+    """``props``, a dataclass of ``Settings`` fields (same names), filled from ``settings``."""
+    fields = dataclasses.fields(props)
+    return props(**{field.name: getattr(settings, field.name) for field in fields})
+
+
 def _add_serving_stacks(
     app: cdk.App, settings: Settings, storage: StorageStack, record: ModelRecord
 ) -> None:
@@ -105,6 +115,7 @@ def _add_serving_stacks(
         bucket=storage.bucket,
         project_logs=project_logs,
         endpoint=endpoint.reference,
+        class_names=record.class_names,
         confidence_threshold=settings.confidence_threshold,
         classify_reserved_concurrency=settings.classify_reserved_concurrency,
         capacity_retry_minutes=settings.capacity_retry_minutes,
@@ -114,10 +125,18 @@ def _add_serving_stacks(
     MonitoringStack(
         app,
         "SconesMonitoring",
-        settings=settings,
-        storage=storage,
-        endpoint=endpoint,
-        workflow=workflow,
+        bucket=storage.bucket,
+        project_logs=project_logs,
+        endpoint=endpoint.reference,
+        class_names=record.class_names,
+        model_record=settings.model_record,
+        drift=_fields_of(settings, DriftMonitorSettings),
+        lambdas=workflow.lambdas,
+        state_machine=workflow.state_machine,
+        limits=_fields_of(settings, AlarmLimits),
+        alarm_email=settings.alarm_email,
+        rollback_alarms=endpoint.rollback_alarms,
+        autoscaling_target=settings.autoscaling_invocations_per_instance,
         description="Scones Unlimited: drift monitor, alarms, notifications, dashboard",
     )
     if settings.batch_mode:

@@ -8,10 +8,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from stacks.constructs.classification_steps import classification_chain
+from stacks.constructs.classification_steps import ClassificationFunctions, classification_chain
 from stacks.constructs.project_logs import ProjectLogs, logged_state_machine
 from stacks.names import BATCH_PREFIX, BATCH_RESULTS_PREFIX
-from stacks.workflow_stack import ClassificationFunctions
 
 # The capacity retry budget of a batch item: inside an Express child's 5-minute limit.
 EXPRESS_RETRY_MINUTES = 4

@@ -10,40 +10,36 @@ its log group, the topic's key, every alarm); the baseline upload's owner tag on
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TypeVar
+from collections.abc import Sequence
+from pathlib import Path
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from stacks.config import Settings
 from stacks.constructs.alarm_topic import AlarmTopic
 from stacks.constructs.alarms import AlarmLimits, AlarmSet, traffic_alarms
+from stacks.constructs.classification_steps import ClassificationFunctions
+from stacks.constructs.classifier_endpoint import EndpointRef
 from stacks.constructs.dashboard import MonitoringDashboard
 from stacks.constructs.drift_monitor import DriftMonitor, DriftMonitorSettings
+from stacks.constructs.project_logs import ProjectLogs
 from stacks.constructs.service_alarms import service_alarms
-from stacks.endpoint_stack import EndpointStack
 from stacks.names import DRIFT_REPORTS_PREFIX
-from stacks.storage_stack import StorageStack
-from stacks.workflow_stack import WorkflowStack
-
-Props = TypeVar("Props")
-
-
-def _fields_of(settings: Settings, props: type[Props]) -> Props:
-    """``props``, a dataclass of ``Settings`` fields (same names), filled from ``settings``."""
-    fields = dataclasses.fields(props)
-    return props(**{field.name: getattr(settings, field.name) for field in fields})
 
 
 class MonitoringStack(Stack):
     """Drift monitor (EventBridge Scheduler -> Lambda), alarms -> SNS topic, one dashboard.
 
-    Of ``settings`` it reads the fields of ``DriftMonitorSettings`` and ``AlarmLimits`` (the
-    drift_* ones, confidence_threshold, low_confidence_rate_limit, workflow_failure_rate_limit,
-    endpoint_latency_p99_ms), and model_record (the drift baseline is beside it),
-    log_retention, alarm_email and autoscaling_invocations_per_instance.
+    Its props by what uses them: the drift monitor reads ``endpoint``'s data capture in
+    ``bucket`` (probabilities of ``class_names``), uploads the drift baseline beside
+    ``model_record`` and judges by ``drift``; the alarms watch the endpoint, the workflow's
+    ``lambdas`` and ``state_machine`` at ``limits`` and mail ``alarm_email`` (if set) through
+    the topic; the dashboard also shows the endpoint's ``rollback_alarms`` and the
+    ``autoscaling_target``.
     """
 
     def __init__(
@@ -51,40 +47,46 @@ class MonitoringStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
-        storage: StorageStack,
-        endpoint: EndpointStack,
-        workflow: WorkflowStack,
+        bucket: s3.IBucket,
+        project_logs: ProjectLogs,
+        endpoint: EndpointRef,
+        class_names: Sequence[str],
+        model_record: Path,
+        drift: DriftMonitorSettings,
+        lambdas: ClassificationFunctions,
+        state_machine: sfn.IStateMachine,
+        limits: AlarmLimits,
+        alarm_email: str | None,
+        rollback_alarms: Sequence[cloudwatch.IAlarm],
+        autoscaling_target: int,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        # A reference to the endpoint stack's output: this stack's own AWS::StackName differs.
-        endpoint_name = endpoint.classifier.endpoint.attr_endpoint_name
-        topic = AlarmTopic(self, email=settings.alarm_email)
+        topic = AlarmTopic(self, email=alarm_email)
         self.topic = topic.topic
         self.drift_monitor = DriftMonitor(
             self,
-            bucket=storage.bucket,
-            encryption_key=storage.encryption_key,
-            endpoint_name=endpoint_name,
-            model_record=settings.model_record,
-            log_retention=settings.log_retention,
-            settings=_fields_of(settings, DriftMonitorSettings),
+            bucket=bucket,
+            encryption_key=project_logs.encryption_key,
+            endpoint_name=endpoint.name,
+            class_names=class_names,
+            model_record=model_record,
+            log_retention=project_logs.retention,
+            settings=drift,
         )
 
-        limits = _fields_of(settings, AlarmLimits)
         alarms = AlarmSet(self)
         traffic_alarms(
             alarms,
             drift_monitor=self.drift_monitor,
-            filter_inferences=workflow.functions["FilterInferences"],
-            state_machine=workflow.state_machine,
+            filter_inferences=lambdas.filter,
+            state_machine=state_machine,
             limits=limits,
         )
         service_alarms(
             alarms,
-            endpoint_name=endpoint_name,
-            functions=workflow.functions,
+            endpoint_name=endpoint.name,
+            functions=lambdas.by_step(),
             drift_monitor=self.drift_monitor,
             limits=limits,
         )
@@ -92,20 +94,20 @@ class MonitoringStack(Stack):
         self.alarms = alarms.alarms
         self.dashboard = MonitoringDashboard(
             self,
-            endpoint_name=endpoint_name,
-            state_machine=workflow.state_machine,
-            functions=workflow.functions,
+            endpoint_name=endpoint.name,
+            state_machine=state_machine,
+            lambdas=lambdas,
             drift_monitor=self.drift_monitor,
-            alarms=[*self.alarms.values(), *endpoint.classifier.rollback_alarms],
+            alarms=[*self.alarms.values(), *rollback_alarms],
             limits=limits,
-            autoscaling_target=settings.autoscaling_invocations_per_instance,
+            autoscaling_target=autoscaling_target,
         ).dashboard
 
         CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
         CfnOutput(
             self,
             "DriftReportsLocation",
-            value=f"s3://{storage.bucket.bucket_name}/{DRIFT_REPORTS_PREFIX}",
+            value=f"s3://{bucket.bucket_name}/{DRIFT_REPORTS_PREFIX}",
         )
         self._suppress_findings()
 

@@ -36,6 +36,9 @@ CLASSIFY_STEP = "ClassifyImage"
 FILTER_STEP = "FilterInferences"
 # The filter function's environment variable that holds the confidence threshold.
 THRESHOLD_VARIABLE = "THRESHOLD"
+# The environment variable of the functions that read the endpoint's answer (classify, filter,
+# the drift monitor): the record's class names, comma-separated, in the order of the output.
+CLASS_NAMES_VARIABLE = "CLASS_NAMES"
 
 
 def ssm_prefix(project_name: str = PROJECT_NAME) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -10,19 +10,19 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from stacks.checkov import skip_checks
-from stacks.constructs.classification_steps import classification_chain
+from stacks.constructs.classification_steps import ClassificationFunctions, classification_chain
 from stacks.constructs.classifier_endpoint import EndpointRef
 from stacks.constructs.project_key import project_key
 from stacks.constructs.project_logs import ProjectLogs, logged_state_machine
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.names import (
+    CLASS_NAMES_VARIABLE,
     CLASSIFY_STEP,
     FILTER_STEP,
     INCOMING_PREFIX,
@@ -34,30 +34,10 @@ from stacks.names import (
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 
 
-@dataclass(frozen=True)
-class ClassificationFunctions:
-    """The function each classification step invokes; the batch mode invokes them too."""
-
-    serialize: PythonLambda
-    classify: PythonLambda
-    filter: PythonLambda
-
-    def by_step(self) -> dict[str, PythonLambda]:
-        """Each function by the name of its step (its construct is ``<step>Function``)."""
-        return {
-            SERIALIZE_STEP: self.serialize,
-            CLASSIFY_STEP: self.classify,
-            FILTER_STEP: self.filter,
-        }
-
-    def for_chain(self) -> dict[str, lambda_.IFunction]:
-        """What ``classification_chain`` takes: each step's Lambda function by step name."""
-        return {step: function.function for step, function in self.by_step().items()}
-
-
 class WorkflowStack(Stack):
     """An upload under incoming/ starts the state machine: serialize, classify (on
-    ``endpoint``), filter at ``confidence_threshold``."""
+    ``endpoint``, whose answer is a probability for each of ``class_names``), filter at
+    ``confidence_threshold``."""
 
     def __init__(
         self,
@@ -67,6 +47,7 @@ class WorkflowStack(Stack):
         bucket: s3.IBucket,
         project_logs: ProjectLogs,
         endpoint: EndpointRef,
+        class_names: Sequence[str],
         confidence_threshold: float,
         classify_reserved_concurrency: int,
         capacity_retry_minutes: int,
@@ -74,6 +55,8 @@ class WorkflowStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+
+        classes = {CLASS_NAMES_VARIABLE: ",".join(class_names)}
 
         def function(step: str, service: str, **options) -> PythonLambda:
             return PythonLambda(
@@ -100,6 +83,7 @@ class WorkflowStack(Stack):
                 environment={
                     "ENDPOINT_NAME": endpoint.name,
                     "ENDPOINT_READ_TIMEOUT_SECONDS": "10",
+                    **classes,
                 },
             ),
             filter=function(
@@ -107,7 +91,7 @@ class WorkflowStack(Stack):
                 "filter_inferences",
                 memory_size=128,
                 timeout_seconds=10,
-                environment={THRESHOLD_VARIABLE: str(confidence_threshold)},
+                environment={THRESHOLD_VARIABLE: str(confidence_threshold), **classes},
             ),
         )
         bucket.grant_read(self.lambdas.serialize.function, f"{INCOMING_PREFIX}*")
@@ -162,11 +146,6 @@ class WorkflowStack(Stack):
             description="Upload events that could not start an execution",
         )
         self._suppress_findings(undelivered)
-
-    @property
-    def functions(self) -> dict[str, PythonLambda]:
-        """Each step's function by the step's name (the monitoring stack's alarms read it)."""
-        return self.lambdas.by_step()
 
     def _undelivered_events_key(self) -> kms.Key:
         """The queue's own key, which EventBridge may use for the rules of this account (the

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.names import DRIFT_BASELINE_FILE
+from training.record import read_json
 
 SCHEMA = "scones-drift-baseline/1"  # the monitor's BASELINE_SCHEMA
 MODEL_FIELDS = ("training_job_name", "model_data_url", "created_at")
@@ -75,7 +76,7 @@ def baseline_path(record_path: Path) -> Path:
 def write_baseline(record_path: Path, record: dict[str, Any] | None = None) -> Path:
     """Write the baseline of ``record`` (default: the one at ``record_path``) beside it."""
     if record is None:
-        record = json.loads(record_path.read_text())
+        record = read_json(record_path)
     path = baseline_path(record_path)
     path.write_text(json.dumps(build_baseline(record), indent=2) + "\n")
     return path

@@ -29,7 +29,12 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-CLASS_NAMES = ("bicycle", "motorcycle")
+if __package__ in (None, ""):  # run as a script: make the `training` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.model.network import CLASS_NAMES  # noqa: E402  (the model's, in output order)
+
+CLASS_FOLDERS = "{" + ",".join(CLASS_NAMES) + "}/*.png"  # a staged split's layout
 ARTIFACT_MODULES = ("inference", "network")
 CONFUSION_PLOT = "confusion_matrix.png"
 HISTOGRAM_PLOT = "confidence_histogram.png"
@@ -101,7 +106,7 @@ def labelled_test_files(test_dir: Path) -> list[tuple[int, Path]]:
         for path in sorted((test_dir / name).glob("*.png"))
     ]
     if not files:
-        raise EvaluationError(f"{test_dir} holds no {{bicycle,motorcycle}}/*.png test images")
+        raise EvaluationError(f"{test_dir} holds no {CLASS_FOLDERS} test images")
     return files
 
 
@@ -288,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, required=True, help="path of model.tar.gz")
     data = parser.add_mutually_exclusive_group(required=True)
-    data.add_argument("--test-dir", type=Path, help="staged test split: {bicycle,motorcycle}/*.png")
+    data.add_argument("--test-dir", type=Path, help=f"staged test split: {CLASS_FOLDERS}")
     data.add_argument(
         "--images",
         type=Path,
@@ -355,6 +360,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script: make the `training` package importable
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

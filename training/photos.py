@@ -6,7 +6,8 @@
 A ``manifest.csv`` with ``file`` and ``label`` columns names the photos and their labels, so a
 flat folder works too; its ``source`` column (when present) groups the scores. Without a
 manifest every file under a ``<label>/`` folder is a photo. Label names are matched to the
-model's classes ignoring case; an unknown one stops with a message naming it.
+model's classes (``CLASS_NAMES`` of training/model/network.py) ignoring case; an unknown one
+stops with a message naming it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = ("bicycle", "motorcycle")
+from training.model.network import CLASS_NAMES
+
 MANIFEST_NAME = "manifest.csv"
 NO_SOURCE = "-"
 

@@ -40,6 +40,8 @@ OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 OFFICIAL_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 ARCHIVE_FOLDER = "cifar-100-python"
 SPLITS = ("train", "test")
+# CIFAR-100's fine labels of the model's classes, in the model's order (CLASS_NAMES of
+# training/model/network.py: a test holds them equal); the archive's meta must name them so.
 FINE_LABELS = {8: "bicycle", 48: "motorcycle"}
 CLASS_NAMES = tuple(FINE_LABELS.values())
 IMAGE_SIDE = 32

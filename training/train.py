@@ -35,7 +35,14 @@ if __package__ in (None, ""):  # run as a script: make the `training` package im
 from training import cloud, stage_data, stage_photos
 from training.drift_baseline import write_baseline
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE
-from training.record import DEFAULT_DIR, RECORD_NAME, build_record, write_record
+from training.record import (
+    DEFAULT_DIR,
+    RECORD_NAME,
+    ModelRecordError,
+    archive_class_names,
+    build_record,
+    write_record,
+)
 
 DEFAULT_OUTPUT = DEFAULT_DIR
 DEFAULT_ENDPOINT_INSTANCE = "ml.m5.large"
@@ -157,6 +164,7 @@ def train_local(
     record = build_record(
         model_data_url=str(model_archive),
         image_uri=LOCAL_INFERENCE_IMAGE,
+        class_names=archive_class_names(model_archive),
         metrics=metrics,
         training_job_name=_job_name("local"),
         evaluation=evaluation,
@@ -224,6 +232,7 @@ def train_cloud(args: argparse.Namespace, session: Any | None = None) -> Path:
     record = build_record(
         model_data_url=model_url,
         image_uri=inference_image,
+        class_names=archive_class_names(model_archive),
         metrics={
             **metrics,
             "test_accuracy": evaluation["accuracy"],
@@ -374,7 +383,7 @@ def main(argv: list[str] | None = None, session: Any | None = None) -> int:
             )
         else:
             record_path = train_cloud(args, session)
-    except (cloud.CloudError, stage_data.StagingError, EvaluationError) as error:
+    except (cloud.CloudError, stage_data.StagingError, EvaluationError, ModelRecordError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as error:

@@ -14,9 +14,9 @@ DEFAULT_LOG = Path("build/local-mode/demo-lambda.log")
 HELP = "stage, train once, synthesize, classify a sample, report"
 DESCRIPTION = (
     "Stage the CIFAR-100 bicycle/motorcycle images (the official archive, or --archive), "
-    f"train locally unless {DEFAULT_RECORD} exists, synthesize, classify a sample of the test "
-    "split through the local workflow, and print a table, the accuracy and the report folder "
-    "(plots)."
+    f"train locally unless {DEFAULT_RECORD} exists and is deployable (a record from an older "
+    "training run is trained again), synthesize, classify a sample of the test split through "
+    "the local workflow, and print a table, the accuracy and the report folder (plots)."
 )
 
 

@@ -15,7 +15,8 @@ SHIFT_NAMES = ("clean", "dark", "blur", "rotate")
 HELP = "send clean or shifted test images through the local workflow, with capture"
 DESCRIPTION = (
     "Draw --count images from the staged test split (with replacement, seeded), shift them "
-    "(dark: 40%% brightness, blur: Gaussian 1.5 px, rotate: 90 degrees, clean: unchanged), "
+    "(dark: 40% brightness, blur: Gaussian of radius 1.5 px per 32 px of the shorter side, "
+    "rotate: 90 degrees, clean: unchanged), "
     "upload each under incoming/ of the local workflow and keep the endpoint's data capture "
     "under --capture-dir. Prints one JSON summary."
 )

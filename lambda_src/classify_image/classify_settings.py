@@ -23,6 +23,7 @@ class EndpointSettings:
     endpoint_name: str
     read_timeout: float
     connect_timeout: float
+    class_names: tuple[str, ...]  # the model's, in the order of the endpoint's answer
 
 
 def _positive_seconds(name: str, default: float) -> float:
@@ -38,12 +39,25 @@ def _positive_seconds(name: str, default: float) -> float:
     return value
 
 
+def _class_names(listed: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in listed.split(","))
+    if len(names) < 2 or "" in names or len(set(names)) < len(names):
+        raise ConfigurationError(f"CLASS_NAMES={listed!r} is not two or more distinct class names")
+    return names
+
+
 @functools.cache
 def get_settings() -> EndpointSettings:
-    """ENDPOINT_NAME and the two timeouts (see the handler's doc)."""
+    """ENDPOINT_NAME, the two timeouts and CLASS_NAMES (see the handler's doc)."""
     endpoint_name = os.environ.get("ENDPOINT_NAME", "").strip()
     if not endpoint_name:
         raise ConfigurationError("ENDPOINT_NAME is not set; it names the SageMaker endpoint")
+    class_names = os.environ.get("CLASS_NAMES", "").strip()
+    if not class_names:
+        raise ConfigurationError(
+            "CLASS_NAMES is not set; it lists the model's classes, comma-separated, in the "
+            "order of the endpoint's answer"
+        )
     return EndpointSettings(
         endpoint_name=endpoint_name,
         read_timeout=_positive_seconds(
@@ -52,4 +66,5 @@ def get_settings() -> EndpointSettings:
         connect_timeout=_positive_seconds(
             "ENDPOINT_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT_SECONDS
         ),
+        class_names=_class_names(class_names),
     )

@@ -6,7 +6,8 @@ Input (serialize_image's output; ``content_type`` and ``source`` are accepted an
      "image_data": "<base64 PNG>", "content_type": "image/png", "source": {...}}
 
 The decoded PNG goes to InvokeEndpoint (ContentType image/png, Accept application/json); the
-endpoint answers a JSON list of class probabilities in the fixed order [bicycle, motorcycle].
+endpoint answers a JSON list of class probabilities in the order of CLASS_NAMES (the model's:
+[p_bicycle, p_motorcycle]).
 
 Output (the image is dropped, Step Functions payloads stay small)::
 
@@ -27,13 +28,17 @@ Errors (``classify_errors``; the class name is the errorType Step Functions sees
                          original status >= 500, connection errors
     EndpointError        permanent: ValidationError (e.g. no such endpoint), ModelError with
                          another original status, other 4xx, a body that is not a JSON list of
-                         two finite probabilities in [0, 1] summing to 1 (within 1e-3)
-    ConfigurationError   ENDPOINT_NAME unset, or a timeout variable not a positive number
+                         finite probabilities in [0, 1], one per class of CLASS_NAMES, summing
+                         to 1 (within 1e-3)
+    ConfigurationError   ENDPOINT_NAME or CLASS_NAMES unset, CLASS_NAMES not two or more
+                         distinct names, or a timeout variable not a positive number
 
 Environment (``classify_settings``, read once per execution environment):
     ENDPOINT_NAME                    the SageMaker endpoint to invoke (required)
     ENDPOINT_READ_TIMEOUT_SECONDS    read timeout (default 10)
     ENDPOINT_CONNECT_TIMEOUT_SECONDS connect timeout (default 3)
+    CLASS_NAMES                      the model's classes, comma-separated, in the order of
+                                     the endpoint's answer (required)
 
 Metrics: ``Inferences`` (count), ``EndpointLatency`` (milliseconds, also on failures) and
 ``EndpointFailures`` (count of EndpointBusy, EndpointUnavailable and EndpointError).
@@ -73,7 +78,7 @@ def lambda_handler(event: ClassifyRequest, context: LambdaContext) -> ClassifyRe
     started = time.perf_counter()
     try:
         body = invoke_endpoint(settings, png)
-        inferences = parse_probabilities(settings.endpoint_name, body)
+        inferences = parse_probabilities(settings.endpoint_name, body, settings.class_names)
     except (EndpointBusy, EndpointUnavailable, EndpointError) as error:
         metrics.add_metric(name="EndpointFailures", unit=MetricUnit.Count, value=1)
         logger.warning(

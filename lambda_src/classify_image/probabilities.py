@@ -7,12 +7,14 @@ import math
 
 from classify_errors import EndpointError
 
-CLASS_COUNT = 2
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
 
-def parse_probabilities(endpoint_name: str, body: bytes) -> list[float]:
-    """Check the body is a JSON list of two finite probabilities in [0, 1] summing to 1."""
+def parse_probabilities(
+    endpoint_name: str, body: bytes, class_names: tuple[str, ...]
+) -> list[float]:
+    """Check the body is a JSON list of finite probabilities in [0, 1] summing to 1, one for
+    each of ``class_names``."""
     try:
         decoded = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
@@ -22,10 +24,11 @@ def parse_probabilities(endpoint_name: str, body: bytes) -> list[float]:
     is_list_of_numbers = isinstance(decoded, list) and all(
         isinstance(value, int | float) and not isinstance(value, bool) for value in decoded
     )
-    if not is_list_of_numbers or len(decoded) != CLASS_COUNT:
+    if not is_list_of_numbers or len(decoded) != len(class_names):
+        order = ", ".join(f"p_{name}" for name in class_names)
         raise EndpointError(
             f"endpoint {endpoint_name} returned {body[:100]!r}, expected a JSON list of "
-            f"{CLASS_COUNT} numbers [p_bicycle, p_motorcycle]"
+            f"{len(class_names)} numbers [{order}]"
         )
     probabilities = [float(value) for value in decoded]
     if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probabilities):

@@ -7,9 +7,10 @@ them, and ``in_window`` keeps the records whose ``eventMetadata.inferenceTime`` 
 window (records without one are kept).
 
 Each record becomes figures: top-class confidence and predicted class from
-``captureData.endpointOutput`` (``[p_bicycle, p_motorcycle]``, encoding JSON, CSV or BASE64),
-image format, size and brightness (mean of the RGB pixel values, 0-255) from
-``captureData.endpointInput`` (BASE64 image).
+``captureData.endpointOutput`` (one probability per class of the model's ``class_names``, in
+their order, e.g. ``[p_bicycle, p_motorcycle]``; encoding JSON, CSV or BASE64), image format,
+size and brightness (mean of the RGB pixel values, 0-255) from ``captureData.endpointInput``
+(BASE64 image). A batch of records knows the class names they were read with.
 
 Blank lines are ignored. A line that is not a readable capture record raises
 ``MalformedCaptureRecord``; ``parse_capture_text`` counts and skips it (its source, line and
@@ -33,16 +34,15 @@ from botocore.exceptions import ClientError
 from drift_errors import CaptureReadError, MalformedCaptureRecord
 from PIL import Image, ImageStat, UnidentifiedImageError
 
-CLASS_NAMES = ("bicycle", "motorcycle")
-
 
 @dataclass(frozen=True)
 class CapturedInference:
-    """The figures of one capture record. Image fields are None when the input is missing
-    or not a decodable image."""
+    """The figures of one capture record: its probabilities are in the order of its batch's
+    ``class_names``. Image fields are None when the input is missing or not a decodable
+    image."""
 
     inference_time: datetime | None
-    probabilities: tuple[float, float]
+    probabilities: tuple[float, ...]
     image_format: str | None = None
     width: int | None = None
     height: int | None = None
@@ -53,19 +53,24 @@ class CapturedInference:
         return max(self.probabilities)
 
     @property
-    def predicted_class(self) -> str:
-        return CLASS_NAMES[self.probabilities.index(self.top_confidence)]
+    def predicted_index(self) -> int:
+        """The index of the top class (the first of a tie)."""
+        return self.probabilities.index(self.top_confidence)
 
 
 @dataclass
 class CaptureBatch:
-    """The records read from some capture files, and the lines skipped as malformed."""
+    """The records read from some capture files as probabilities of ``class_names``, and the
+    lines skipped as malformed."""
 
     records: list[CapturedInference]
     skipped: list[dict[str, Any]]
+    class_names: tuple[str, ...]
     files: int = 0
 
     def extend(self, other: CaptureBatch) -> None:
+        if other.class_names != self.class_names:
+            raise ValueError(f"records of {other.class_names} added to {self.class_names}")
         self.records.extend(other.records)
         self.skipped.extend(other.skipped)
         self.files += other.files
@@ -85,7 +90,7 @@ def _payload_bytes(entry: Any, name: str) -> tuple[bytes, str]:
     raise MalformedCaptureRecord(f"{name} encoding {entry.get('encoding')!r} is not known")
 
 
-def _probabilities(output: Any) -> tuple[float, float]:
+def _probabilities(output: Any, classes: int) -> tuple[float, ...]:
     body, encoding = _payload_bytes(output, "endpointOutput")
     text = body.decode("utf-8", errors="replace").strip()
     try:
@@ -97,7 +102,7 @@ def _probabilities(output: Any) -> tuple[float, float]:
         raise MalformedCaptureRecord(f"endpointOutput {text[:60]!r} is not a list") from error
     well_formed = (
         isinstance(values, list)
-        and len(values) == len(CLASS_NAMES)
+        and len(values) == classes
         and all(
             isinstance(value, int | float)
             and not isinstance(value, bool)
@@ -108,9 +113,9 @@ def _probabilities(output: Any) -> tuple[float, float]:
     )
     if not well_formed:
         raise MalformedCaptureRecord(
-            f"endpointOutput {text[:60]!r} is not {len(CLASS_NAMES)} probabilities in [0, 1]"
+            f"endpointOutput {text[:60]!r} is not {classes} probabilities in [0, 1]"
         )
-    return float(values[0]), float(values[1])
+    return tuple(float(value) for value in values)
 
 
 def image_figures(body: bytes) -> tuple[str, int, int, float]:
@@ -134,8 +139,9 @@ def _inference_time(metadata: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_capture_record(line: str) -> CapturedInference:
-    """One capture line -> its figures; MalformedCaptureRecord when it cannot be read."""
+def parse_capture_record(line: str, class_names: Sequence[str]) -> CapturedInference:
+    """One capture line -> its figures, a probability for each of ``class_names``;
+    MalformedCaptureRecord when it cannot be read."""
     try:
         record = json.loads(line)
     except ValueError as error:
@@ -145,7 +151,7 @@ def parse_capture_record(line: str) -> CapturedInference:
     capture = record["captureData"]
     if "endpointOutput" not in capture:
         raise MalformedCaptureRecord("captureData has no endpointOutput")
-    probabilities = _probabilities(capture["endpointOutput"])
+    probabilities = _probabilities(capture["endpointOutput"], len(class_names))
     moment = _inference_time(record.get("eventMetadata"))
     if "endpointInput" not in capture:
         return CapturedInference(moment, probabilities)
@@ -157,14 +163,14 @@ def parse_capture_record(line: str) -> CapturedInference:
     return CapturedInference(moment, probabilities, image_format, width, height, brightness)
 
 
-def parse_capture_text(text: str, source: str) -> CaptureBatch:
+def parse_capture_text(text: str, source: str, class_names: tuple[str, ...]) -> CaptureBatch:
     """Every non-blank line of one capture file; malformed lines are counted, not fatal."""
-    batch = CaptureBatch(records=[], skipped=[], files=1)
+    batch = CaptureBatch(records=[], skipped=[], class_names=class_names, files=1)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            batch.records.append(parse_capture_record(line))
+            batch.records.append(parse_capture_record(line, class_names))
         except MalformedCaptureRecord as error:
             batch.skipped.append({"source": source, "line": number, "error": str(error)})
     return batch
@@ -212,12 +218,15 @@ def capture_keys(s3: Any, bucket: str, prefix: str, start: datetime, end: dateti
         raise CaptureReadError(f"cannot list s3://{bucket}/{prefix}: {error}") from error
 
 
-def read_capture(s3: Any, bucket: str, keys: Sequence[str]) -> CaptureBatch:
-    batch = CaptureBatch(records=[], skipped=[])
+def read_capture(
+    s3: Any, bucket: str, keys: Sequence[str], class_names: tuple[str, ...]
+) -> CaptureBatch:
+    batch = CaptureBatch(records=[], skipped=[], class_names=class_names)
     for key in keys:
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as error:
             raise CaptureReadError(f"cannot read s3://{bucket}/{key}: {error}") from error
-        batch.extend(parse_capture_text(body.decode("utf-8", errors="replace"), key))
+        text = body.decode("utf-8", errors="replace")
+        batch.extend(parse_capture_text(text, key, class_names))
     return batch

@@ -1,9 +1,9 @@
 """The report's two PNG plots, drawn with matplotlib (imported on first use: seconds).
 
 ``confidence.png``: the top-class confidence and brightness histograms of the window against
-the baseline's, with each feature's D and verdict. ``timeline.png``: the bicycle share and the
-low-confidence rate over the window's time bins, the baseline's as dashed lines, the records
-per bin as bars.
+the baseline's, with each feature's D and verdict. ``timeline.png``: the share of the first
+class (bicycle) and the low-confidence rate over the window's time bins, the baseline's as
+dashed lines, the records per bin as bars.
 """
 
 from __future__ import annotations
@@ -88,12 +88,13 @@ def _timeline(plt: Any, report: dict[str, Any]) -> Any:
     bin_width = starts[1] - starts[0]
     centres = [start + bin_width / 2 for start in starts]
     figure, axes = plt.subplots(figsize=(10, 4))
+    first_class = report["class_names"][0]  # the timeline's bicycle_share is its share
     for key, label, color, reference in (
         (
             "bicycle_share",
-            "bicycle share",
+            f"{first_class} share",
             "tab:green",
-            (report["baseline_class_mix"] or {}).get("bicycle"),
+            (report["baseline_class_mix"] or {}).get(first_class),
         ),
         (
             "low_confidence_rate",

@@ -8,6 +8,8 @@ p-value is below the significance level divided by the number of features tested
 is the size of change that matters; the p-value gate keeps a small window's sampling noise from
 passing it. Image size and class mix are reported, not tested: serialize_image resizes photos
 (the test split is 32x32) and the class mix of real traffic need not be the test split's 50/50.
+The class mix is by the batch's ``class_names`` (the model's); ``bicycle_share`` in the
+timeline (and the handler's ``BicycleShare``) is the share of the first of them.
 
 ``status`` is ``no_traffic`` (no record), ``insufficient_data`` (fewer than ``min_records``;
 no verdict, ``drift`` false, ``score`` 0.0) or ``ok``. The report (the handler adds
@@ -23,6 +25,7 @@ no verdict, ``drift`` false, ``score`` 0.0) or ``ok``. The report (the handler a
                   "brightness": {...}},
      "confidence_threshold": 0.85, "low_confidence_rate": 0.11,
      "baseline_low_confidence_rate": 0.12,
+     "class_names": ["bicycle", "motorcycle"],
      "class_mix": {"bicycle": 0.48, "motorcycle": 0.52}, "baseline_class_mix": {...},
      "mean_brightness": 118.2, "baseline_mean_brightness": 120.9,
      "input": {"formats": {"PNG": 212}, "width": {"min": 32, "max": 32, "mean": 32.0},
@@ -42,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from baseline_file import baseline_samples
-from capture_records import CLASS_NAMES, CaptureBatch, CapturedInference
+from capture_records import CaptureBatch, CapturedInference
 from drift_settings import SIGNIFICANCE_LEVEL, DriftSettings
 from ks_test import ks_2samp
 
@@ -72,21 +75,25 @@ def _low_confidence_rate(confidences: Sequence[float], threshold: float) -> floa
     return sum(1 for value in confidences if value < threshold) / len(confidences)
 
 
-def _class_mix(records: Sequence[CapturedInference]) -> dict[str, float] | None:
+def _class_mix(
+    records: Sequence[CapturedInference], class_names: Sequence[str]
+) -> dict[str, float] | None:
     if not records:
         return None
-    counts = Counter(record.predicted_class for record in records)
-    return {name: counts[name] / len(records) for name in CLASS_NAMES}
+    counts = Counter(record.predicted_index for record in records)
+    return {name: counts[index] / len(records) for index, name in enumerate(class_names)}
 
 
 def timeline(
     records: Sequence[CapturedInference],
+    class_names: Sequence[str],
     start: datetime,
     end: datetime,
     confidence_threshold: float,
     bins: int = TIMELINE_BINS,
 ) -> list[dict[str, Any]]:
-    """Records, bicycle share and low-confidence rate in equal time bins over [start, end]."""
+    """Records, share of the first class (``bicycle_share``) and low-confidence rate in equal
+    time bins over [start, end]."""
     width = max((end - start) / bins, timedelta(seconds=1))
     grouped: list[list[CapturedInference]] = [[] for _ in range(bins)]
     for record in records:
@@ -96,12 +103,12 @@ def timeline(
     rows = []
     for index, members in enumerate(grouped):
         confidences = [record.top_confidence for record in members]
-        mix = _class_mix(members)
+        mix = _class_mix(members, class_names)
         rows.append(
             {
                 "start": _iso(start + index * width),
                 "records": len(members),
-                "bicycle_share": mix["bicycle"] if mix else None,
+                "bicycle_share": mix[class_names[0]] if mix else None,
                 "low_confidence_rate": _low_confidence_rate(confidences, confidence_threshold),
             }
         )
@@ -187,7 +194,8 @@ def analyse(
         "baseline_low_confidence_rate": _low_confidence_rate(
             reference["top_confidence"], threshold
         ),
-        "class_mix": _class_mix(records),
+        "class_names": list(batch.class_names),
+        "class_mix": _class_mix(records, batch.class_names),
         "baseline_class_mix": baseline["predicted_class_mix"],
         "mean_brightness": _mean(window["brightness"]),
         "baseline_mean_brightness": _mean(reference["brightness"]),
@@ -197,7 +205,7 @@ def analyse(
             "height": _summary([record.height for record in readable]),
             "unreadable_images": len(records) - len(readable),
         },
-        "timeline": timeline(records, window_start, window_end, threshold),
+        "timeline": timeline(records, batch.class_names, window_start, window_end, threshold),
         "files": batch.files,
         "skipped_lines": len(batch.skipped),
         "skipped": batch.skipped[:SKIPPED_EXAMPLES],

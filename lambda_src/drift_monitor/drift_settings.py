@@ -16,6 +16,8 @@
     CONFIDENCE_THRESHOLD   the workflow's threshold, (0, 1], for the low-confidence rate
                            (default: the baseline's ``confidence_threshold``)
     MIN_RECORDS            fewest records for a verdict, >= 1 (default 30)
+    CLASS_NAMES            the model's classes, comma-separated, in the order of the
+                           endpoint's output, e.g. ``bicycle,motorcycle`` (required)
 
 A value missing or out of range raises ``ConfigurationError`` naming the variable.
 """
@@ -49,13 +51,15 @@ class DriftSettings:
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """Where the capture, the baseline and the reports are, the window, and the analysis'."""
+    """Where the capture, the baseline and the reports are, the window, the model's classes
+    and the analysis'."""
 
     bucket: str
     capture_prefix: str
     baseline_key: str
     report_prefix: str
     window_minutes: int
+    class_names: tuple[str, ...]
     analysis: DriftSettings
 
     @classmethod
@@ -82,6 +86,7 @@ class MonitorSettings:
             baseline_key=_required("BASELINE_KEY"),
             report_prefix=_folder(_required("REPORT_PREFIX")),
             window_minutes=window,
+            class_names=class_names(_required("CLASS_NAMES")),
             analysis=DriftSettings(
                 drift_threshold=drift_threshold,
                 confidence_threshold=confidence,
@@ -90,6 +95,15 @@ class MonitorSettings:
                 ),
             ),
         )
+
+
+def class_names(listed: str, source: str = "CLASS_NAMES") -> tuple[str, ...]:
+    """The class names ``listed`` comma-separated; ConfigurationError naming ``source`` unless
+    they are two or more distinct names."""
+    names = tuple(name.strip() for name in listed.split(","))
+    if len(names) < 2 or "" in names or len(set(names)) < len(names):
+        raise ConfigurationError(f"{source}={listed!r} is not two or more distinct class names")
+    return names
 
 
 def _window_override(value: Any) -> int:

@@ -21,7 +21,8 @@ Metrics (CloudWatch EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE``, no dimensio
 ``service`` dimension either, the alarms match none). Always: ``CapturedRecords`` (Count).
 Only when ``status`` is ``ok``: ``DriftDetected`` (Count, 1 or 0), ``DriftScore`` (None, the
 largest D, 0-1), ``LowConfidenceRate`` (None, a fraction 0-1), ``BicycleShare`` (None, a
-fraction 0-1), ``MeanBrightness`` (None, 0-255).
+fraction 0-1: the share of the first of CLASS_NAMES, bicycle), ``MeanBrightness`` (None,
+0-255).
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def publish_metrics(report: dict[str, Any]) -> None:
     metrics.add_metric(
         name="LowConfidenceRate", unit=MetricUnit.NoUnit, value=report["low_confidence_rate"]
     )
+    first_class = report["class_names"][0]
     metrics.add_metric(
-        name="BicycleShare", unit=MetricUnit.NoUnit, value=report["class_mix"]["bicycle"]
+        name="BicycleShare", unit=MetricUnit.NoUnit, value=report["class_mix"][first_class]
     )
     if report["mean_brightness"] is not None:
         metrics.add_metric(
@@ -101,7 +103,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     window_end = run_minute - timedelta(minutes=CAPTURE_SETTLE_MINUTES)
     window_start = window_end - timedelta(minutes=settings.window_minutes)
     keys = capture_keys(s3, settings.bucket, settings.capture_prefix, window_start, window_end)
-    batch = read_capture(s3, settings.bucket, keys)
+    batch = read_capture(s3, settings.bucket, keys, settings.class_names)
     batch.records = in_window(batch.records, window_start, window_end)
     report = analyse(batch, baseline, settings.analysis, window_start, window_end)
 

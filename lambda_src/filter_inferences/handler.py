@@ -4,22 +4,25 @@ Input (classify_image's output)::
 
     {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg", "inferences": [0.02, 0.98]}
 
-Output (the input plus the winning class and its probability)::
+Output (the input plus the winning class of CLASS_NAMES and its probability)::
 
     {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg", "inferences": [0.02, 0.98],
      "label": "motorcycle", "confidence": 0.98}
 
-Classes are in the fixed order ("bicycle", "motorcycle"); a tie goes to the first. An
-inference passes when its confidence, max(inferences), is >= THRESHOLD.
+The inferences are in the order of CLASS_NAMES (the model's: bicycle, motorcycle); a tie goes
+to the first. An inference passes when its confidence, max(inferences), is >= THRESHOLD.
 
 Errors (``filter_errors``; the class name is the errorType Step Functions sees):
     LowConfidence       max(inferences) < THRESHOLD; the message names both and the key
-    InvalidInput        bucket, key or inferences missing, or inferences not two finite
-                        numbers in [0, 1]
-    ConfigurationError  THRESHOLD unset or not a number in (0, 1]
+    InvalidInput        bucket, key or inferences missing, or inferences not finite numbers in
+                        [0, 1], one per class of CLASS_NAMES
+    ConfigurationError  THRESHOLD unset or not a number in (0, 1], CLASS_NAMES unset or not
+                        two or more distinct names
 
 Environment (``filter_settings``, read once per execution environment):
     THRESHOLD           the lowest confidence that passes, a float in (0, 1] (required)
+    CLASS_NAMES         the model's classes, comma-separated, in the order of the inferences
+                        (required)
 
 Metrics: every call emits both ``ConfidentInferences`` and ``LowConfidenceInferences`` with
 the value 1 or 0, so the average of ``LowConfidenceInferences`` is the low-confidence rate.
@@ -35,8 +38,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from filter_errors import InvalidInput, LowConfidence
 from filter_settings import get_settings
-
-CLASS_NAMES = ("bicycle", "motorcycle")
 
 logger = Logger()
 tracer = Tracer(patch_modules=())  # no AWS call to trace: patch nothing
@@ -54,7 +55,7 @@ class FilterResult(FilterRequest):
     confidence: float
 
 
-def parse_event(event: Any) -> FilterRequest:
+def parse_event(event: Any, class_names: tuple[str, ...]) -> FilterRequest:
     if not isinstance(event, dict):
         raise InvalidInput(f"expected a JSON object, got {type(event).__name__}")
     for name in ("s3_bucket", "s3_key"):
@@ -63,7 +64,7 @@ def parse_event(event: Any) -> FilterRequest:
     inferences = event.get("inferences")
     well_formed = (
         isinstance(inferences, list)
-        and len(inferences) == len(CLASS_NAMES)
+        and len(inferences) == len(class_names)
         and all(
             isinstance(p, int | float)
             and not isinstance(p, bool)
@@ -75,7 +76,7 @@ def parse_event(event: Any) -> FilterRequest:
     if not well_formed:
         raise InvalidInput(
             f"inferences of s3://{event['s3_bucket']}/{event['s3_key']} must be "
-            f"{len(CLASS_NAMES)} finite numbers in [0, 1] ordered {CLASS_NAMES}, "
+            f"{len(class_names)} finite numbers in [0, 1] ordered {class_names}, "
             f"got {inferences!r}"
         )
     return event  # type: ignore[return-value]
@@ -85,11 +86,12 @@ def parse_event(event: Any) -> FilterRequest:
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: FilterRequest, context: LambdaContext) -> FilterResult:
-    threshold = get_settings().threshold
-    request = parse_event(event)
+    settings = get_settings()
+    threshold = settings.threshold
+    request = parse_event(event, settings.class_names)
     inferences = [float(p) for p in request["inferences"]]
     confidence = max(inferences)
-    label = CLASS_NAMES[inferences.index(confidence)]
+    label = settings.class_names[inferences.index(confidence)]
     confident = confidence >= threshold
     metrics.add_metric(name="ConfidentInferences", unit=MetricUnit.Count, value=int(confident))
     metrics.add_metric(

@@ -8,6 +8,7 @@ in either.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -21,6 +22,8 @@ from stacks.config import (
     CAPACITY_RETRY_MINUTES,
     capacity_retry_attempts,
 )
+from stacks.constructs.python_lambda import PythonLambda
+from stacks.names import CLASSIFY_STEP, FILTER_STEP, SERIALIZE_STEP
 
 # Errors the Lambda service raises for reasons unrelated to the input: worth retrying.
 TRANSIENT_LAMBDA_ERRORS = [
@@ -50,14 +53,36 @@ FAILURE_KINDS: dict[str, list[str]] = {
     "LowConfidence": ["LowConfidence"],
 }
 FAILURES_BY_STEP = {
-    "SerializeImage": ["InvalidInput", "ImageNotFound", "InvalidImage", "ImageTooLarge"],
-    "ClassifyImage": ["InvalidInput", "EndpointError"],
-    "FilterInferences": ["InvalidInput", "LowConfidence"],
+    SERIALIZE_STEP: ["InvalidInput", "ImageNotFound", "InvalidImage", "ImageTooLarge"],
+    CLASSIFY_STEP: ["InvalidInput", "EndpointError"],
+    FILTER_STEP: ["InvalidInput", "LowConfidence"],
 }
 # The step whose function has a reserved concurrency sized to the endpoint's capacity.
-THROTTLED_STEP = "ClassifyImage"
+THROTTLED_STEP = CLASSIFY_STEP
 UNEXPECTED_FAILURE = "UnexpectedError"
 SUCCEEDED_STATE = "Classified"
+
+
+@dataclass(frozen=True)
+class ClassificationFunctions:
+    """The function each classification step invokes: the workflow's, which the batch mode
+    invokes too and the monitoring stack watches."""
+
+    serialize: PythonLambda
+    classify: PythonLambda
+    filter: PythonLambda
+
+    def by_step(self) -> dict[str, PythonLambda]:
+        """Each function by the name of its step (its construct is ``<step>Function``)."""
+        return {
+            SERIALIZE_STEP: self.serialize,
+            CLASSIFY_STEP: self.classify,
+            FILTER_STEP: self.filter,
+        }
+
+    def for_chain(self) -> dict[str, lambda_.IFunction]:
+        """What ``classification_chain`` takes: each step's Lambda function by step name."""
+        return {step: function.function for step, function in self.by_step().items()}
 
 
 def classification_chain(

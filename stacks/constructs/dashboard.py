@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -12,9 +12,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.constructs.alarms import AlarmLimits
+from stacks.constructs.classification_steps import ClassificationFunctions
 from stacks.constructs.classifier_endpoint import endpoint_metric
 from stacks.constructs.drift_monitor import DriftMonitor
-from stacks.constructs.python_lambda import PythonLambda
 from stacks.constructs.widgets import (
     AVERAGE,
     MAXIMUM,
@@ -41,7 +41,7 @@ class MonitoringDashboard:
         *,
         endpoint_name: str,
         state_machine: sfn.IStateMachine,
-        functions: Mapping[str, PythonLambda],
+        lambdas: ClassificationFunctions,
         drift_monitor: DriftMonitor,
         alarms: Sequence[cloudwatch.IAlarm],
         limits: AlarmLimits,
@@ -49,7 +49,7 @@ class MonitoringDashboard:
     ) -> None:
         self._sagemaker = functools.partial(endpoint_metric, endpoint_name, period=PERIOD)
         machine, drift = state_machine, drift_monitor.metric
-        filter_ = functions["FilterInferences"]
+        filter_ = lambdas.filter
         workflow = [
             graph(
                 "Workflow executions",
@@ -64,8 +64,8 @@ class MonitoringDashboard:
                 "Failures by kind",
                 [
                     emitted(filter_, "LowConfidenceInferences", SUM, "LowConfidence"),
-                    emitted(functions["SerializeImage"], "ImagesRejected", SUM, REJECTIONS),
-                    emitted(functions["ClassifyImage"], "EndpointFailures", SUM, ENDPOINT_FAILURES),
+                    emitted(lambdas.serialize, "ImagesRejected", SUM, REJECTIONS),
+                    emitted(lambdas.classify, "EndpointFailures", SUM, ENDPOINT_FAILURES),
                     machine.metric_timed_out(period=PERIOD, label="timed out"),
                 ],
                 stacked=True,

@@ -6,6 +6,7 @@ keep the logical IDs they were first deployed with (see ``stacks/monitoring_stac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from stacks.constructs.drift_baseline import upload_baseline
 from stacks.constructs.python_lambda import PythonLambda
 from stacks.names import (
     CAPTURE_PREFIX,
+    CLASS_NAMES_VARIABLE,
     DRIFT_BASELINE_FILE,
     DRIFT_BASELINE_KEY,
     DRIFT_REPORTS_PREFIX,
@@ -44,7 +46,8 @@ class DriftMonitorSettings:
 
 
 class DriftMonitor:
-    """The drift monitor Lambda on a schedule over ``endpoint_name``'s capture in ``bucket``."""
+    """The drift monitor Lambda on a schedule over ``endpoint_name``'s capture in ``bucket``,
+    whose answers are probabilities of ``class_names``."""
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class DriftMonitor:
         bucket: s3.IBucket,
         encryption_key: kms.IKey,
         endpoint_name: str,
+        class_names: Sequence[str],
         model_record: Path,
         log_retention: logs.RetentionDays,
         settings: DriftMonitorSettings,
@@ -80,6 +84,7 @@ class DriftMonitor:
                 "DRIFT_THRESHOLD": str(settings.drift_threshold),
                 "CONFIDENCE_THRESHOLD": str(settings.confidence_threshold),
                 "MIN_RECORDS": str(settings.drift_min_records),
+                CLASS_NAMES_VARIABLE: ",".join(class_names),
             },
         )
         bucket.grant_read(self.function.function, f"{capture_prefix}*")

@@ -24,6 +24,8 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 CAPTURE_SAMPLES = Path(REPO_ROOT).parent / "shared" / "data" / "capture-samples"
+# The model's classes (the record's class_names, the monitor's CLASS_NAMES), in output order.
+CLASS_NAMES = ("bicycle", "motorcycle")
 
 # The handler as the Lambda runtime imports it; its modules by their own names (tests/conftest.py
 # puts the function's folder on the import path, as its asset root is in Lambda).
@@ -90,6 +92,7 @@ def model_record(
     baseline: ``training.drift_baseline.build_baseline``)."""
     return {
         "model_data_url": "/tmp/model.tar.gz",
+        "class_names": list(CLASS_NAMES),
         "training_job_name": "local-test",
         "created_at": "2025-01-31T12:00:00+00:00",
         "evaluation": {

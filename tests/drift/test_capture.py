@@ -10,7 +10,7 @@ import capture_records
 import drift_errors
 import pytest
 
-from tests.drift.conftest import CAPTURE_SAMPLES, capture_line, png_bytes
+from tests.drift.conftest import CAPTURE_SAMPLES, CLASS_NAMES, capture_line, png_bytes
 
 # Records per file, counted by hand from the samples' lines.
 MULTI_RECORD_FILES = {
@@ -30,7 +30,7 @@ TOTALS = {"endpoint-a": (12, 22), "endpoint-b": (6, 7)}  # (files, records)
 
 def _read_endpoint(name: str) -> dict[str, capture_records.CaptureBatch]:
     return {
-        path.name: capture_records.parse_capture_text(path.read_text(), path.name)
+        path.name: capture_records.parse_capture_text(path.read_text(), path.name, CLASS_NAMES)
         for path in sorted((CAPTURE_SAMPLES / name).glob("*.jsonl"))
     }
 
@@ -50,14 +50,14 @@ def test_every_record_of_every_real_file_is_read(endpoint):
 def test_real_records_give_figures_matching_their_raw_lines(endpoint):
     for path in sorted((CAPTURE_SAMPLES / endpoint).glob("*.jsonl")):
         lines = [line for line in path.read_text().splitlines() if line.strip()]
-        parsed = capture_records.parse_capture_text(path.read_text(), path.name).records
-        for line, record in zip(lines, parsed, strict=True):
+        batch = capture_records.parse_capture_text(path.read_text(), path.name, CLASS_NAMES)
+        for line, record in zip(lines, batch.records, strict=True):
             raw = json.loads(line)
             probabilities = json.loads(raw["captureData"]["endpointOutput"]["data"])
             assert record.probabilities == tuple(probabilities)
             assert record.top_confidence == max(probabilities)
             expected = "bicycle" if probabilities[0] >= probabilities[1] else "motorcycle"
-            assert record.predicted_class == expected
+            assert CLASS_NAMES[record.predicted_index] == expected
             assert record.inference_time == datetime.fromisoformat(
                 raw["eventMetadata"]["inferenceTime"].replace("Z", "+00:00")
             )
@@ -67,9 +67,10 @@ def test_real_records_give_figures_matching_their_raw_lines(endpoint):
 
 def test_known_sample_record_figures():
     path = CAPTURE_SAMPLES / "endpoint-b" / "31-21-327-0495c1d5-4a4b-4b8a-99fd-44316fff7fcf.jsonl"
-    first, second = capture_records.parse_capture_text(path.read_text(), path.name).records
+    batch = capture_records.parse_capture_text(path.read_text(), path.name, CLASS_NAMES)
+    first, second = batch.records
     assert first.probabilities == (0.9155245423316956, 0.08447543531656265)
-    assert first.predicted_class == "bicycle"
+    assert batch.class_names[first.predicted_index] == "bicycle"
     assert second.inference_time == datetime(2023, 3, 4, 18, 32, 17, tzinfo=UTC)
 
 
@@ -81,7 +82,7 @@ def test_blank_lines_are_ignored_and_malformed_lines_counted_not_fatal():
     text = "\n".join(
         [good, "", "   ", "not json", '{"captureData": {}}', three_classes, base64_output, ""]
     )
-    batch = capture_records.parse_capture_text(text, "made-up.jsonl")
+    batch = capture_records.parse_capture_text(text, "made-up.jsonl", CLASS_NAMES)
     assert [record.probabilities for record in batch.records] == [(0.9, 0.1), (0.2, 0.8)]
     assert [(item["line"], item["source"]) for item in batch.skipped] == [
         (4, "made-up.jsonl"),
@@ -107,15 +108,15 @@ def test_each_kind_of_malformed_record_raises_the_typed_error(mutate, message):
     )
     mutate(record)
     with pytest.raises(drift_errors.MalformedCaptureRecord, match=message):
-        capture_records.parse_capture_record(json.dumps(record))
+        capture_records.parse_capture_record(json.dumps(record), CLASS_NAMES)
 
 
 def test_an_undecodable_input_image_still_counts_for_the_output():
     record = json.loads(
         capture_line((0.3, 0.7), b"not an image", datetime(2025, 1, 31, tzinfo=UTC))
     )
-    parsed = capture_records.parse_capture_record(json.dumps(record))
-    assert parsed.predicted_class == "motorcycle"
+    parsed = capture_records.parse_capture_record(json.dumps(record), CLASS_NAMES)
+    assert CLASS_NAMES[parsed.predicted_index] == "motorcycle"
     assert parsed.brightness is None and parsed.image_format is None
 
 

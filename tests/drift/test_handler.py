@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from lambda_src.drift_monitor import handler as monitor
-from tests.drift.conftest import capture_line, confidences, model_record, png_bytes
+from tests.drift.conftest import CLASS_NAMES, capture_line, confidences, model_record, png_bytes
 from training.drift_baseline import build_baseline
 
 BUCKET = "scones-monitoring"
@@ -55,6 +55,7 @@ def s3(monkeypatch):
         "DRIFT_THRESHOLD": "0.2",
         "CONFIDENCE_THRESHOLD": "0.8",
         "MIN_RECORDS": "30",
+        "CLASS_NAMES": ",".join(CLASS_NAMES),
     }.items():
         monkeypatch.setenv(name, value)
     monitor.s3_client.cache_clear()  # the cached client is rebuilt inside moto
@@ -157,6 +158,30 @@ def test_a_dark_window_is_flagged(s3, emitted_metrics, without_plots):
     assert metrics["DriftScore"] == pytest.approx(report["score"])
 
 
+def test_the_class_mix_is_by_the_class_names_the_stack_sets(
+    s3, monkeypatch, emitted_metrics, without_plots
+):
+    monkeypatch.setenv("CLASS_NAMES", "road,mountain")
+    _put_baseline(s3)
+    _fill_window(s3, brightness_factor=1.0)
+    report = monitor.lambda_handler({}, FakeLambdaContext())
+    assert report["class_names"] == ["road", "mountain"]
+    assert report["class_mix"] == {"road": 0.5, "mountain": 0.5}
+    metrics = {blob["name"]: blob["value"] for blob in emitted_metrics()}
+    assert metrics["BicycleShare"] == report["class_mix"]["road"]  # the first class's share
+
+
+def test_answers_of_another_number_of_classes_are_skipped_as_malformed(
+    s3, monkeypatch, without_plots
+):
+    monkeypatch.setenv("CLASS_NAMES", "bicycle,motorcycle,scooter")
+    _put_baseline(s3)
+    _fill_window(s3, brightness_factor=1.0)
+    report = monitor.lambda_handler({}, FakeLambdaContext())
+    assert (report["status"], report["records"], report["skipped_lines"]) == ("no_traffic", 0, 61)
+    assert "is not 3 probabilities" in report["skipped"][1]["error"]
+
+
 def test_no_traffic_is_reported_as_such_with_only_the_record_count(s3, emitted_metrics):
     _put_baseline(s3)
     report = monitor.lambda_handler({}, FakeLambdaContext())
@@ -186,6 +211,10 @@ def test_a_missing_baseline_is_a_typed_error(s3):
         ("DRIFT_THRESHOLD", "1.5", "DRIFT_THRESHOLD"),
         ("CONFIDENCE_THRESHOLD", "high", "CONFIDENCE_THRESHOLD"),
         ("MIN_RECORDS", "2.5", "MIN_RECORDS"),
+        ("CLASS_NAMES", "", "CLASS_NAMES is not set"),
+        ("CLASS_NAMES", "bicycle", "CLASS_NAMES='bicycle' is not two or more distinct"),
+        ("CLASS_NAMES", "bicycle,,motorcycle", "CLASS_NAMES"),
+        ("CLASS_NAMES", "bicycle,bicycle", "CLASS_NAMES"),
     ],
 )
 def test_bad_configuration_is_a_typed_error(s3, monkeypatch, name, value, message):

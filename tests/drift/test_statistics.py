@@ -13,7 +13,7 @@ import drift_settings
 import ks_test
 import pytest
 
-from tests.drift.conftest import confidences, model_record
+from tests.drift.conftest import CLASS_NAMES, confidences, model_record
 from training.drift_baseline import DriftBaselineError, build_baseline
 
 START = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def _baseline(seed: int = 0) -> dict:
 
 
 def _analyse(records, baseline, **settings) -> dict:
-    batch = capture_records.CaptureBatch(records=records, skipped=[])
+    batch = capture_records.CaptureBatch(records=records, skipped=[], class_names=CLASS_NAMES)
     return drift_report.analyse(
         batch, baseline, drift_settings.DriftSettings(**settings), START, END
     )

@@ -36,6 +36,11 @@ def test_the_threshold_is_the_filter_steps(spec):
     assert spec.threshold == 0.93
 
 
+def test_the_class_names_are_the_records_as_classify_reads_them(spec):
+    assert spec.class_names == ("bicycle", "motorcycle")
+    assert spec.filter.environment["CLASS_NAMES"] == "bicycle,motorcycle"
+
+
 def test_a_step_the_workflow_lacks_is_a_template_error(spec):
     with pytest.raises(TemplateError, match="no Resize state invoking a function"):
         spec.step("Resize")

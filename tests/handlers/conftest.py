@@ -29,6 +29,8 @@ if REPO_ROOT not in sys.path:
 
 BUCKET = "scones-images"
 ENDPOINT_NAME = "scones-classifier"
+# The model's classes, as the stack sets them on classify and filter (the record's class_names).
+CLASS_NAMES = ("bicycle", "motorcycle")
 FAKE_RUNTIME_URL = "http://sagemaker-runtime.fake:8080"
 
 HANDLERS = [
@@ -54,9 +56,11 @@ def _start_afresh() -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_execution_environment() -> Iterator[None]:
+def fresh_execution_environment(monkeypatch) -> Iterator[None]:
     """Each test is a new execution environment: the handlers read their settings from the
-    environment the test sets (at its first invocation), and no metric is left over."""
+    environment the test sets (at its first invocation; CLASS_NAMES as the stack sets it), and
+    no metric is left over."""
+    monkeypatch.setenv("CLASS_NAMES", ",".join(CLASS_NAMES))
     _start_afresh()
     yield
     _start_afresh()

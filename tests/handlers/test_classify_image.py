@@ -206,6 +206,20 @@ def test_malformed_bodies_are_endpoint_error(fake_endpoint, lambda_context, body
         classify.lambda_handler(request(), lambda_context)
 
 
+def test_the_answer_has_one_probability_per_class_of_class_names(
+    fake_endpoint, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("CLASS_NAMES", "road,mountain,cargo")
+    fake_endpoint.reply_json([0.2, 0.3, 0.5])
+    assert classify.lambda_handler(request(), lambda_context)["inferences"] == [0.2, 0.3, 0.5]
+
+    classify_settings.get_settings.cache_clear()  # a new execution environment
+    monkeypatch.setenv("CLASS_NAMES", "bicycle,motorcycle")
+    expected = r"expected a JSON list of 2 numbers \[p_bicycle, p_motorcycle\]"
+    with pytest.raises(classify_errors.EndpointError, match=expected):
+        classify.lambda_handler(request(), lambda_context)
+
+
 @pytest.mark.parametrize(
     "event",
     [
@@ -241,6 +255,10 @@ def test_invalid_requests_are_invalid_input_and_never_reach_the_endpoint(
         ("ENDPOINT_NAME", ""),
         ("ENDPOINT_READ_TIMEOUT_SECONDS", "-1"),
         ("ENDPOINT_CONNECT_TIMEOUT_SECONDS", "soon"),
+        ("CLASS_NAMES", ""),
+        ("CLASS_NAMES", "bicycle"),
+        ("CLASS_NAMES", "bicycle,"),
+        ("CLASS_NAMES", "bicycle,bicycle"),
     ],
 )
 def test_invalid_configuration_names_the_variable(

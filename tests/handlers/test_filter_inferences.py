@@ -86,6 +86,29 @@ def test_invalid_threshold_is_configuration_error(lambda_context, monkeypatch, v
         filter_inferences.lambda_handler(classified([0.05, 0.95]), lambda_context)
 
 
+def test_the_label_is_named_from_class_names(lambda_context, monkeypatch):
+    monkeypatch.setenv("CLASS_NAMES", "road,mountain,cargo")
+
+    result = filter_inferences.lambda_handler(classified([0.02, 0.03, 0.95]), lambda_context)
+    assert (result["label"], result["confidence"]) == ("cargo", 0.95)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "CLASS_NAMES is not set"),
+        ("bicycle", "CLASS_NAMES='bicycle' is not two or more distinct class names"),
+        (" ,motorcycle", "CLASS_NAMES"),
+        ("bicycle,bicycle", "CLASS_NAMES"),
+    ],
+)
+def test_invalid_class_names_are_configuration_error(lambda_context, monkeypatch, value, message):
+    monkeypatch.setenv("CLASS_NAMES", value)
+
+    with pytest.raises(filter_errors.ConfigurationError, match=message):
+        filter_inferences.lambda_handler(classified([0.05, 0.95]), lambda_context)
+
+
 def test_missing_threshold_is_configuration_error(lambda_context, monkeypatch):
     monkeypatch.delenv("THRESHOLD")
 

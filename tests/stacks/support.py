@@ -16,6 +16,7 @@ S3_RECORD = {
     "image_uri": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312",
     "framework_version": "2.6.0",
     "py_version": "py312",
+    "class_names": ["bicycle", "motorcycle"],
     "metrics": {"test_accuracy": 0.93},
     "training_job_name": "job-1",
     "created_at": "2025-01-31T12:00:00+00:00",

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -76,3 +77,34 @@ def test_the_local_mode_reads_a_record_naming_only_its_artifact(tmp_path):
         read_json(path, ["model_data_url", "image_uri"])
     with pytest.raises(ModelRecordError, match="no model record at"):
         read_json(tmp_path / "absent.json")
+
+
+def test_the_class_names_are_the_models_in_output_order(tmp_path):
+    record = ModelRecord.load(write_record(tmp_path, class_names=["road", "mountain", "cargo"]))
+    assert record.class_names == ("road", "mountain", "cargo")
+    assert record.to_json()["class_names"] == ["road", "mountain", "cargo"]
+
+
+def test_a_record_without_class_names_says_how_to_add_them(tmp_path):
+    path = write_record(tmp_path)
+    record = json.loads(path.read_text())
+    del record["class_names"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ModelRecordError) as raised:
+        ModelRecord.load(path)
+    message = str(raised.value)
+    assert f"model record {path} lacks class_names" in message
+    assert "python training/train.py" in message  # retrain, or
+    assert '"class_names": ["bicycle", "motorcycle"]' in message
+    assert "in the order of the model's output" in message
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["bicycle"], ["bicycle", "bicycle"], ["bicycle", ""], ["a,b", "c"], [" bicycle", "b"], "ab"],
+)
+def test_unusable_class_names_are_rejected(tmp_path, names):
+    with pytest.raises(ModelRecordError, match="class_names .* are not two or more distinct"):
+        ModelRecord.load(write_record(tmp_path, class_names=names))
+    with pytest.raises(ModelRecordError, match="not two or more distinct"):
+        dataclasses.replace(ModelRecord.load(write_record(tmp_path)), class_names=names)

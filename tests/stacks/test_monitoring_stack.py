@@ -84,6 +84,7 @@ def test_drift_monitor_function_and_its_contract(template):
     assert variables["DRIFT_THRESHOLD"] == "0.2"
     assert variables["CONFIDENCE_THRESHOLD"] == "0.75"
     assert variables["MIN_RECORDS"] == "30"
+    assert variables["CLASS_NAMES"] == "bicycle,motorcycle"  # the model record's class_names
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "SconesUnlimited"
     # The endpoint's own capture folder: data-capture/<endpoint name from SconesEndpoint>/
     prefix = variables["CAPTURE_PREFIX"]["Fn::Join"][1]

@@ -53,7 +53,25 @@ def test_function_environments(synthesized):
     found = functions(synthesized.template("SconesWorkflow"))
     classify = found["ClassifyImageFunction"]["Environment"]["Variables"]
     assert classify["ENDPOINT_NAME"]["Fn::GetStackOutput"]["StackName"] == "SconesEndpoint"
-    assert found["FilterInferencesFunction"]["Environment"]["Variables"]["THRESHOLD"] == "0.75"
+    assert classify["CLASS_NAMES"] == "bicycle,motorcycle"
+    filter_ = found["FilterInferencesFunction"]["Environment"]["Variables"]
+    assert (filter_["THRESHOLD"], filter_["CLASS_NAMES"]) == ("0.75", "bicycle,motorcycle")
+    assert "CLASS_NAMES" not in found["SerializeImageFunction"]["Environment"]["Variables"]
+
+
+def test_the_class_names_come_from_the_model_record(tmp_path):
+    from tests.stacks.support import synthesize, write_record
+
+    record = write_record(tmp_path, class_names=["road", "mountain", "cargo"])
+    app = synthesize(tmp_path, model_record=str(record))
+    workflow = functions(app.template("SconesWorkflow"))
+    monitoring = functions(app.template("SconesMonitoring"))
+    for properties in (
+        workflow["ClassifyImageFunction"],
+        workflow["FilterInferencesFunction"],
+        monitoring["DriftMonitorFunction"],
+    ):
+        assert properties["Environment"]["Variables"]["CLASS_NAMES"] == "road,mountain,cargo"
 
 
 def test_threshold_comes_from_context(tmp_path):

@@ -14,7 +14,14 @@ from entry_point_runs import run_entry_point
 from training import train
 from training.cloud import METRIC_DEFINITIONS
 from training.evaluate import evaluate_artifact
-from training.record import FIELDS, ModelRecordError, read_record, write_record
+from training.record import (
+    FIELDS,
+    MODEL_CONFIG,
+    ModelRecordError,
+    archive_class_names,
+    read_record,
+    write_record,
+)
 
 TINY_RECIPE = {"architecture": "cnn3", "width": 8, "batch-size": 8}
 
@@ -92,6 +99,7 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
     )
     assert (record["framework_version"], record["py_version"]) == ("2.6.0", "py312")
     assert record["training_job_name"].startswith("local-")
+    assert record["class_names"] == ["bicycle", "motorcycle"]  # the model's, from its archive
     assert record["metrics"]["hyperparameters"]["epochs"] == 1
     with tarfile.open(output / "model.tar.gz") as archive:
         assert sorted(archive.getnames()) == [
@@ -149,6 +157,30 @@ def test_record_without_required_field_is_refused(tmp_path):
             tmp_path / "r.json",
             {**{n: {} for n in FIELDS}, "model_data_url": "relative/model.tar.gz"},
         )
+
+
+def test_the_class_names_are_read_from_the_archive_the_model_was_packed_in(model_dir, tmp_path):
+    from inference import CONFIG_FILE
+    from network import CLASS_NAMES
+
+    assert MODEL_CONFIG == CONFIG_FILE
+    archive = train.pack_model_dir(model_dir, tmp_path / "model.tar.gz")
+    assert archive_class_names(archive) == CLASS_NAMES
+    (model_dir / CONFIG_FILE).unlink()
+    bare = train.pack_model_dir(model_dir, tmp_path / "bare.tar.gz")
+    with pytest.raises(ModelRecordError, match="has no model-config.json naming"):
+        archive_class_names(bare)
+    (tmp_path / "junk.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(ModelRecordError, match="not a readable model archive"):
+        archive_class_names(tmp_path / "junk.tar.gz")
+
+
+def test_the_staged_classes_are_the_models():
+    from network import CLASS_NAMES
+
+    from training import stage_data
+
+    assert stage_data.CLASS_NAMES == CLASS_NAMES  # FINE_LABELS, CIFAR's names, in model order
 
 
 def test_exact_local_command_runs_as_a_script(make_archive, tmp_path):
