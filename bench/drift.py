@@ -11,6 +11,15 @@ drift monitor's analysis then compares each batch's capture with the model's bas
 drift score (the largest KS statistic D) and verdict and the ratio shifted / clean; then how
 many shifted batches were flagged and how many clean ones were (target: all shifted, no
 clean). Without a model record, trains one first (--epochs, default 20) from --archive.
+
+    python bench/drift.py --photos ../shared/data/real-photos-dev [--model RECORD]
+
+With ``--photos`` (labelled photos, ``training/photos.py``'s layouts), real photos instead:
+two disjoint windows stratified by class and source, A and B, go through the workflow; A's
+capture becomes a reviewed baseline (``capture_baseline``, as a user would take one), and B
+goes again clean and with each shift. Prints each window's KS statistics against the photo
+baseline and against the record's own (the CIFAR test split's); target: B clean not flagged
+against the photo baseline, every shift flagged.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
 
 import argparse
+import json
 import logging
 import statistics
 import sys
@@ -39,11 +49,15 @@ from emulator.drift import (
     DriftSettings,  # the drift monitor's own (lambda_src/drift_monitor/drift_settings.py)
     analyse_capture_dir,
     make_batch,
+    photo_batch,
+    reviewed_baseline,
     send_batch,
     test_split_images,
 )
 from emulator.workflow import LocalWorkflow
-from training.record import DEFAULT_PATH
+from training.drift_baseline import baseline_path
+from training.photos import labelled_photos, stratified_split
+from training.record import DEFAULT_PATH, RECORD_NAME
 
 DEFAULT_ARCHIVE = (
     REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -120,6 +134,65 @@ def compare(args: argparse.Namespace, out: TextIO) -> bool:
     return met
 
 
+def reviewed_record(record: Path, baseline: dict, folder: Path) -> Path:
+    """A copy of ``record`` whose drift-baseline.json is ``baseline``."""
+    folder.mkdir(parents=True)
+    copy = folder / RECORD_NAME
+    copy.write_text(record.read_text())
+    baseline_path(copy).write_text(json.dumps(baseline))
+    return copy
+
+
+def compare_photos(args: argparse.Namespace, out: TextIO) -> bool:
+    """Window A as the baseline, window B clean and shifted; True when the target is met."""
+    record = model_record(args.model, args.archive, args.epochs)
+    assembly = cached_assembly(record)
+    settings = DriftSettings(drift_threshold=args.threshold)
+    photos = labelled_photos(args.photos)
+    window_a, window_b = stratified_split(photos, 0.5, seed=args.first_seed)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-drift-photos-") as work:
+        root = Path(work)
+
+        def send(window: list, shift: str) -> Path:
+            capture = root / f"capture-{shift}-{len(window)}"
+            with LocalWorkflow(assembly, record, capture_dir=capture) as workflow:
+                send_batch(workflow, photo_batch([photo.path for photo in window], shift))
+            return capture
+
+        described = {"capture_window": f"window A of {args.photos}"}
+        baseline = reviewed_baseline(send(window_a, "clean"), record, described)
+        reviewed = reviewed_record(record, baseline, root / "reviewed")
+        print(
+            f"model {record}; {len(photos)} photos: window A {len(window_a)} (the baseline), "
+            f"window B {len(window_b)}; drift when D > {settings.drift_threshold} and p < "
+            f"{settings.significance} / features",
+            file=out,
+        )
+        print(f"{'window B':<9} {'baseline':<8} {'D conf':>7} {'D bright':>8}  verdict", file=out)
+        met = True
+        for shift in SHIFTS:
+            capture = send(window_b, shift)
+            for name, model in (("photos", reviewed), ("record", record)):
+                report = analyse_capture_dir(model, capture, settings)
+                features = report["features"]
+                print(
+                    f"{shift:<9} {name:<8} {features['top_confidence']['statistic']:>7.3f} "
+                    f"{features['brightness']['statistic']:>8.3f}  "
+                    f"{'DRIFT' if report['drift'] else 'ok'}",
+                    file=out,
+                    flush=True,
+                )
+                if name == "photos":
+                    met &= report["drift"] == (shift != "clean")
+    print(
+        f"\n{time.perf_counter() - started:.0f} s; target (clean not flagged against the photo "
+        f"baseline, every shift flagged) {'met' if met else 'NOT met'}",
+        file=out,
+    )
+    return met
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         help="CIFAR-100 archive to stage and train from (default: ../shared/data's)",
     )
     parser.add_argument("--epochs", type=int, default=20, help="epochs when training (20)")
+    parser.add_argument(
+        "--photos", type=Path, help="labelled photos: windows of real photos (see above)"
+    )
     parser.add_argument(
         "--shift", choices=[s for s in SHIFTS if s != "clean"], default="dark", help="(dark)"
     )
@@ -165,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.log.open("a") as log:
         sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
         try:
-            met = compare(args, real_stdout)
+            met = (compare_photos if args.photos else compare)(args, real_stdout)
         finally:
             sys.stdout = real_stdout
     return 0 if met else 1

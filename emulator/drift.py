@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from emulator.errors import EmulatorError
 from training.drift_baseline import baseline_path, build_baseline
@@ -37,6 +37,8 @@ if str(MONITOR_SOURCE) not in sys.path:
     sys.path.append(str(MONITOR_SOURCE))
 
 from baseline_file import validate_baseline
+from capture_baseline import DEFAULT_THRESHOLD as DEFAULT_CONFIDENCE_THRESHOLD
+from capture_baseline import baseline_from_capture
 from capture_records import CaptureBatch, CapturedInference, parse_capture_text
 from drift_plots import CONFIDENCE_PLOT, render_plots
 from drift_report import analyse, verdict_line
@@ -46,6 +48,7 @@ SHIFTS = ("clean", "dark", "blur", "rotate")
 DARK_FACTOR = 0.4
 BLUR_RADIUS = 1.5
 BLUR_REFERENCE_SIDE = 32  # the network's input
+PHOTO_JPEG_QUALITY = 90
 
 
 class DriftInputError(EmulatorError):
@@ -95,6 +98,13 @@ def read_capture_dir(capture_dir: Path, class_names: tuple[str, ...]) -> Capture
         text = path.read_bytes().decode("utf-8", errors="replace")
         batch.extend(parse_capture_text(text, str(path.relative_to(capture_dir)), class_names))
     return batch
+
+
+def reviewed_baseline(capture_dir: Path, model: Path, described: dict[str, Any]) -> dict:
+    """Every record under ``capture_dir`` as a baseline file, as ``capture_baseline`` takes a
+    reviewed window (at the workflow's default threshold)."""
+    batch = read_capture_dir(capture_dir, model_class_names(model))
+    return baseline_from_capture(batch, DEFAULT_CONFIDENCE_THRESHOLD, described)
 
 
 def record_span(records: Iterable[CapturedInference]) -> tuple[datetime, datetime]:
@@ -174,6 +184,22 @@ def make_batch(paths: list[Path], shift: str, count: int, seed: int) -> list[Bat
         batch.append(
             BatchImage(f"{index:04d}-{shift}-{path.parent.name}-{path.name}", buffer.getvalue())
         )
+    return batch
+
+
+def photo_batch(paths: list[Path], shift: str) -> list[BatchImage]:
+    """Each photo once, in order: its own bytes when ``clean``, else upright (EXIF), shifted
+    and sent as a JPEG, as a phone would."""
+    batch = []
+    for index, path in enumerate(paths):
+        body, suffix = path.read_bytes(), path.suffix
+        if shift != "clean":
+            with Image.open(path) as image:
+                shifted = shift_image(ImageOps.exif_transpose(image), shift)
+            buffer = io.BytesIO()
+            shifted.save(buffer, format="JPEG", quality=PHOTO_JPEG_QUALITY)
+            body, suffix = buffer.getvalue(), ".jpg"
+        batch.append(BatchImage(f"{index:04d}-{shift}-{path.stem}{suffix}", body))
     return batch
 
 

@@ -14,20 +14,17 @@ measures every shift with a fully trained model.
 """
 
 import csv
-import io
-import uuid
 from pathlib import Path
 
 import pytest
 from capture_baseline import main as capture_baseline
-from PIL import Image, ImageOps
 
-from emulator.drift import DriftSettings, analyse_capture_dir, shift_image
+from emulator.drift import DriftSettings, analyse_capture_dir, photo_batch, send_batch
 from emulator.workflow import LocalWorkflow
 from tests.emulator.emulator_fixtures import ARCHIVE, PHOTOS, REPO_ROOT
 from training.drift_baseline import baseline_path
 from training.photos import Photo, labelled_photos, stratified_split
-from training.record import RECORD_NAME
+from training.record import RECORD_NAME, ModelRecord
 
 pytestmark = [
     pytest.mark.e2e,
@@ -60,29 +57,13 @@ def windows() -> tuple[list[Photo], list[Photo]]:
     return window_a, window_b
 
 
-def photo_body(photo: Photo, shift: str) -> bytes:
-    """The photo's own bytes, or the shifted photo as a JPEG (as a phone would send it)."""
-    if shift == "clean":
-        return photo.path.read_bytes()
-    with Image.open(photo.path) as image:
-        shifted = shift_image(ImageOps.exif_transpose(image), shift)
-    buffer = io.BytesIO()
-    shifted.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def send_window(assembly: Path, record: Path, photos: list[Photo], capture: Path, shift: str):
-    """Every photo through the workflow (capture on); the outcome of each."""
+    """Every photo through the workflow with capture on; each ends classified or low
+    confidence."""
     with LocalWorkflow(assembly, record, capture_dir=capture) as workflow:
-        outcomes = [
-            workflow.classify_bytes(
-                photo_body(photo, shift), f"incoming/{shift}/{uuid.uuid4().hex[:8]}.jpg"
-            )
-            for photo in photos
-        ]
-        workflow.capture_keys()  # flushes the endpoint's buffered capture
-    assert all(o.status == "SUCCEEDED" or o.error == "LowConfidence" for o in outcomes)
-    return outcomes
+        summary = send_batch(workflow, photo_batch([photo.path for photo in photos], shift))
+    assert set(summary["outcomes"]) <= {"SUCCEEDED", "LowConfidence"}, summary
+    assert summary["images"] == len(photos)
 
 
 def drift(record: Path, capture: Path) -> dict:
@@ -109,6 +90,7 @@ def test_a_reviewed_capture_window_of_photos_is_the_baseline_photo_traffic_needs
     send_window(assembly, record, window_a, tmp_path / "capture-a", "clean")
     baseline = tmp_path / "baseline.json"
     arguments = ["--capture", str(tmp_path / "capture-a"), "--output", str(baseline)]
+    arguments += ["--class-names", ",".join(ModelRecord.load(record).class_names)]
     assert capture_baseline(arguments) == 0
     reviewed = record_with_baseline(record, baseline, tmp_path / "reviewed")
 
