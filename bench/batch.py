@@ -20,7 +20,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
 
-import argparse
 import json
 import logging
 import sys
@@ -32,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.endpoint import add_model_argument
+from bench.options import add_log, add_workflow_options, bench_parser, results_stdout
 from emulator.assembly import cached_assembly, model_record_for
 from emulator.batch import run_batch, upload_batch
 from emulator.workflow import LocalWorkflow
@@ -52,19 +51,13 @@ def kind(outcome) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_model_argument(parser)
-    parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: cached)")
-    parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
+    parser = bench_parser(__doc__)
+    add_workflow_options(parser)
     parser.add_argument("--count", type=int, default=500, help="images per path (default: 500)")
     parser.add_argument(
         "--threshold", help="THRESHOLD for the filter function (default: the template's)"
     )
-    parser.add_argument(
-        "--log", type=Path, default=Path(os.devnull), help="handlers' logs (default: discarded)"
-    )
+    add_log(parser, help="handlers' logs (default: discarded)")
     args = parser.parse_args(argv)
     if args.count < 1:
         raise SystemExit(f"--count {args.count} is not at least 1")
@@ -78,35 +71,32 @@ def main(argv: list[str] | None = None) -> int:
     record = model_record_for(args.model, Path(os.environ.get("TMPDIR", "/tmp")))
     assembly = args.cdk_out or cached_assembly(record)
     environment = {"THRESHOLD": args.threshold} if args.threshold else {}
-    real_stdout = sys.stdout
-    with args.log.open("a") as log:
-        sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
-        try:
-            with LocalWorkflow(assembly, record, environment=environment) as workflow:
-                (concurrency,) = [
-                    state["MaxConcurrency"]
-                    for state in workflow.batch_definition["States"].values()
-                    if "ItemProcessor" in state
-                ]
-                warm_prefix, _ = upload_batch(
-                    workflow, zip(names[:concurrency], bodies[:concurrency], strict=True)
-                )
-                run_batch(workflow, warm_prefix)
-                for n in range(3):
-                    workflow.classify_bytes(bodies[n], f"incoming/warm/{n}.png")
+    with (
+        results_stdout(args.log),
+        LocalWorkflow(assembly, record, environment=environment) as workflow,
+    ):
+        (concurrency,) = [
+            state["MaxConcurrency"]
+            for state in workflow.batch_definition["States"].values()
+            if "ItemProcessor" in state
+        ]
+        warm_prefix, _ = upload_batch(
+            workflow, zip(names[:concurrency], bodies[:concurrency], strict=True)
+        )
+        run_batch(workflow, warm_prefix)
+        for n in range(3):
+            workflow.classify_bytes(bodies[n], f"incoming/warm/{n}.png")
 
-                prefix, keys = upload_batch(workflow, zip(names, bodies, strict=True))
-                run = run_batch(workflow, prefix)
-                batch_outcomes = run.outcomes(keys)
+        prefix, keys = upload_batch(workflow, zip(names, bodies, strict=True))
+        run = run_batch(workflow, prefix)
+        batch_outcomes = run.outcomes(keys)
 
-                started = time.perf_counter()
-                single = [
-                    workflow.classify_bytes(body, f"incoming/bench/{name}")
-                    for name, body in zip(names, bodies, strict=True)
-                ]
-                single_seconds = time.perf_counter() - started
-        finally:
-            sys.stdout = real_stdout
+        started = time.perf_counter()
+        single = [
+            workflow.classify_bytes(body, f"incoming/bench/{name}")
+            for name, body in zip(names, bodies, strict=True)
+        ]
+        single_seconds = time.perf_counter() - started
 
     batch_rate, single_rate = args.count / run.seconds, args.count / single_seconds
     by_name = Counter(keys[json.loads(r["Input"])["s3_key"]] for r in run.records)

@@ -51,8 +51,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.endpoint import add_model_argument
 from bench.load import images
+from bench.options import add_cdk_out, add_model_argument, bench_parser, results_stdout
 from emulator.capacity import Autoscaler, EndpointCapacity, ScalingRule, reserved_concurrency
 from emulator.sim_clock import SimClock, compressed_retry_waits
 from stacks.config import AUTOSCALING_SAFETY_FACTOR
@@ -203,21 +203,14 @@ def run_policy(
     workflow = LocalWorkflow(assembly, record, max_sandboxes=MAX_SANDBOXES, execution_timeout=3600)
     # The template's waits, not shortened: they run on the compressed clock instead.
     workflow.definition = policy(workflow.spec.definition)
-    real_stdout = sys.stdout
-    with Path(os.devnull).open("a") as log, workflow:
-        sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
-        try:
-            return run_burst(
-                workflow, bodies, args.uploads, 60 / args.minute_seconds, args.photos_per_upload
-            )
-        finally:
-            sys.stdout = real_stdout
+    with workflow, results_stdout(Path(os.devnull)):
+        return run_burst(
+            workflow, bodies, args.uploads, 60 / args.minute_seconds, args.photos_per_upload
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--uploads", type=int, default=2000, help="uploads at once (2000)")
     add_model_argument(parser)
     parser.add_argument(
@@ -226,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--photos-per-upload", type=float, default=20, help="photos one upload stands for (20)"
     )
-    parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: cached)")
+    add_cdk_out(parser)
     args = parser.parse_args(argv)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 

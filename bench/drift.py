@@ -42,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.options import add_log, bench_parser, results_stdout
 from emulator.assembly import cached_assembly
 from emulator.demo import DEFAULT_DATA_DIR, stage
 from emulator.drift import (
@@ -194,9 +195,7 @@ def compare_photos(args: argparse.Namespace, out: TextIO) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--model",
         type=Path,
@@ -228,22 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / "build" / "local-mode" / "drift-bench",
         help="reports and plots per batch go to DIR/<seed>-<batch>/",
     )
-    parser.add_argument(
-        "--log",
-        type=Path,
-        default=Path(os.devnull),
-        help="where the handlers' logs go (default: discarded)",
-    )
+    add_log(parser)
     args = parser.parse_args(argv)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 
-    real_stdout = sys.stdout
-    with args.log.open("a") as log:
-        sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
-        try:
-            met = (compare_photos if args.photos else compare)(args, real_stdout)
-        finally:
-            sys.stdout = real_stdout
+    with results_stdout(args.log) as out:
+        met = (compare_photos if args.photos else compare)(args, out)
     return 0 if met else 1
 
 

@@ -16,7 +16,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -28,10 +27,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.options import add_images, add_model_argument, bench_parser
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.inference_model import InferenceModel
-from training.record import DEFAULT_PATH
 
 ENDPOINT = "bench-endpoint"
 
@@ -39,16 +38,6 @@ ENDPOINT = "bench-endpoint"
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    """``--model``: the artifact or record to serve, by default the one ``make demo`` trains."""
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=DEFAULT_PATH,
-        help="model.tar.gz or model record (default: build/model's record)",
-    )
 
 
 def test_images(model: Path, images: Path | None) -> list[bytes]:
@@ -68,11 +57,9 @@ def test_images(model: Path, images: Path | None) -> list[bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     add_model_argument(parser)
-    parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
+    add_images(parser)
     parser.add_argument("--requests", type=int, default=200, help="timed rounds (default: 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed rounds (default: 20)")
     parser.add_argument(

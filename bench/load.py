@@ -21,7 +21,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
 
-import argparse
 import io
 import logging
 import statistics
@@ -39,7 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.endpoint import add_model_argument, percentile
+from bench.endpoint import percentile
+from bench.options import add_log, add_workflow_options, bench_parser, results_stdout
 from emulator.errors import WorkflowError
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -180,9 +180,7 @@ def images(folder: Path | None) -> list[bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--uploads", type=int, default=2000, help="uploads (default: 2000)")
     parser.add_argument("--concurrency", type=int, default=2, help="uploads in flight (default: 2)")
     parser.add_argument(
@@ -191,15 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         default=900.0,
         help="upload nothing new after this (default: 900); what is left counts as lost",
     )
-    add_model_argument(parser)
-    parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: cached)")
-    parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
-    parser.add_argument(
-        "--log",
-        type=Path,
-        default=Path(os.devnull),
-        help="where the handlers' logs go (default: discarded)",
-    )
+    add_workflow_options(parser)
+    add_log(parser)
     args = parser.parse_args(argv)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 
@@ -211,13 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     bodies = images(args.images)
     record = model_record_for(args.model, Path(os.environ.get("TMPDIR", "/tmp")))
     assembly = args.cdk_out or cached_assembly(record)
-    real_stdout = sys.stdout
-    with args.log.open("a") as log, LocalWorkflow(assembly, record) as workflow:
-        sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
-        try:
-            report = run_load(workflow, bodies, args.uploads, args.concurrency, args.max_seconds)
-        finally:
-            sys.stdout = real_stdout
+    with LocalWorkflow(assembly, record) as workflow, results_stdout(args.log):
+        report = run_load(workflow, bodies, args.uploads, args.concurrency, args.max_seconds)
     print(report.summary())
     return 0 if not report.lost and not report.duplicated and not report.not_uploaded else 1
 

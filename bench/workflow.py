@@ -17,7 +17,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
 
-import argparse
 import logging
 import statistics
 import sys
@@ -28,26 +27,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.endpoint import add_model_argument, percentile, test_images
+from bench.endpoint import percentile, test_images
+from bench.options import add_log, add_workflow_options, bench_parser, results_stdout
 from emulator.assembly import cached_assembly, model_record_for
 from emulator.workflow import LocalWorkflow
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_model_argument(parser)
-    parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: cached)")
-    parser.add_argument("--images", type=Path, help="folder of PNG images (default: staged test)")
+    parser = bench_parser(__doc__)
+    add_workflow_options(parser)
     parser.add_argument("--executions", type=int, default=100, help="timed rounds (default: 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed rounds (default: 10)")
-    parser.add_argument(
-        "--log",
-        type=Path,
-        default=Path(os.devnull),
-        help="where the handlers' logs go (default: discarded)",
-    )
+    add_log(parser)
     args = parser.parse_args(argv)
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # its per-failure error logs
 
@@ -55,13 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(os.environ.get("TMPDIR", "/tmp"))
     record = model_record_for(args.model, workdir)
     assembly = args.cdk_out or cached_assembly(record)
-    real_stdout = sys.stdout
-    with args.log.open("a") as log:
-        sys.stdout = log  # Lambda logs and EMF metrics, as they would go to CloudWatch
-        try:
-            results = run(assembly, record, bodies, args.executions, args.warmup)
-        finally:
-            sys.stdout = real_stdout
+    with results_stdout(args.log):
+        results = run(assembly, record, bodies, args.executions, args.warmup)
     workflow_ms, direct_ms, upload_ms, statuses = results
     p50 = (statistics.median(direct_ms), statistics.median(workflow_ms))
     p99 = (percentile(direct_ms, 0.99), percentile(workflow_ms, 0.99))
