@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.options import add_images, add_model_argument, bench_parser
+from bench.options import add_images, add_model_argument, add_rounds, bench_parser
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.inference_model import InferenceModel
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
     add_model_argument(parser)
     add_images(parser)
-    parser.add_argument("--requests", type=int, default=200, help="timed rounds (default: 200)")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds (default: 20)")
+    add_rounds(parser, "--requests", 200, warmup=20)
     parser.add_argument(
         "--concurrency",
         type=int,

@@ -18,6 +18,7 @@ __all__ = [
     "add_images",
     "add_log",
     "add_model_argument",
+    "add_rounds",
     "add_workflow_options",
     "bench_parser",
     "results_stdout",
@@ -61,3 +62,11 @@ def add_log(
 ) -> None:
     """``--log``, the file ``results_stdout`` sends the handlers' output to."""
     parser.add_argument("--log", type=Path, default=Path(os.devnull), help=help)
+
+
+def add_rounds(parser: argparse.ArgumentParser, name: str, rounds: int, warmup: int) -> None:
+    """``name``, how many rounds are timed, and ``--warmup``, the untimed rounds before them."""
+    parser.add_argument(name, type=int, default=rounds, help=f"timed rounds (default: {rounds})")
+    parser.add_argument(
+        "--warmup", type=int, default=warmup, help=f"untimed rounds (default: {warmup})"
+    )

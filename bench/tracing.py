@@ -19,7 +19,6 @@ here without bundling unless ``--cdk-out`` is given).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -40,6 +39,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.endpoint import percentile
+from bench.options import add_rounds, bench_parser
 from training.framework import FRAMEWORK_VERSION, LOCAL_INFERENCE_IMAGE, PY_VERSION
 from training.model.network import CLASS_NAMES
 from training.record import RECORD_NAME, ModelRecord
@@ -241,11 +241,8 @@ def peak_memory(photo: bytes) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=40, help="timed rounds (default: 40)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds (default: 3)")
+    parser = bench_parser(__doc__)
+    add_rounds(parser, "--rounds", 40, warmup=3)
     parser.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: synth)")
     args = parser.parse_args(argv)
     logging.getLogger("aws_xray_sdk").setLevel(logging.CRITICAL)  # "Failed to send entity"

@@ -28,7 +28,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.endpoint import percentile, test_images
-from bench.options import add_log, add_workflow_options, bench_parser, results_stdout
+from bench.options import add_log, add_rounds, add_workflow_options, bench_parser, results_stdout
 from emulator.assembly import cached_assembly, model_record_for
 from emulator.workflow import LocalWorkflow
 
@@ -36,8 +36,7 @@ from emulator.workflow import LocalWorkflow
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
     add_workflow_options(parser)
-    parser.add_argument("--executions", type=int, default=100, help="timed rounds (default: 100)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed rounds (default: 10)")
+    add_rounds(parser, "--executions", 100, warmup=10)
     add_log(parser)
     args = parser.parse_args(argv)
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # its per-failure error logs
