@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +39,33 @@ ENDPOINT = "bench-endpoint"
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """Two paths side by side: a row each (its label ``width`` wide, p50 and p99 ms to
+    ``decimals``), then ``ratio``, the second path's p50 and p99 over the first's, against
+    ``target``."""
+
+    width: int
+    decimals: int
+    ratio: str
+    target: int
+
+    def show(self, base: tuple[str, list[float]], other: tuple[str, list[float]]) -> None:
+        p50 = [statistics.median(ms) for _, ms in (base, other)]
+        p99 = [percentile(ms, 0.99) for _, ms in (base, other)]
+        width, decimals = self.width, self.decimals
+        print(f"{'':{width}}{'p50 ms':>10}{'p99 ms':>10}")
+        for (label, _), median, tail in zip((base, other), p50, p99, strict=True):
+            print(f"{label:{width}}{median:>10.{decimals}f}{tail:>10.{decimals}f}")
+        print(
+            f"ratio {self.ratio}: p50 {p50[1] / p50[0]:.2f}, p99 {p99[1] / p99[0]:.2f} "
+            f"(target <= {self.target})"
+        )
+
+
+LATENCIES = LatencyTable(width=24, decimals=2, ratio="endpoint/in-process", target=3)
 
 
 def test_images(model: Path, images: Path | None) -> list[bytes]:
@@ -138,16 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         endpoint_rate_n = throughput(over_http, args.concurrency)
     model.close()
 
-    p50 = (statistics.median(local_ms), statistics.median(endpoint_ms))
-    p99 = (percentile(local_ms, 0.99), percentile(endpoint_ms, 0.99))
     print(f"requests: {args.requests} per path, {len(bodies)} distinct test PNGs")
-    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'in-process hooks':24}{p50[0]:>10.2f}{p99[0]:>10.2f}")
-    print(f"{'local endpoint (HTTP)':24}{p50[1]:>10.2f}{p99[1]:>10.2f}")
-    print(
-        f"ratio endpoint/in-process: p50 {p50[1] / p50[0]:.2f}, p99 {p99[1] / p99[0]:.2f} "
-        "(target <= 3)"
-    )
+    LATENCIES.show(("in-process hooks", local_ms), ("local endpoint (HTTP)", endpoint_ms))
     print(
         f"throughput: in-process {local_rate:.0f} images/s (1 thread); endpoint "
         f"{endpoint_rate_1:.0f} images/s (1 client), {endpoint_rate_n:.0f} images/s "

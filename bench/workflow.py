@@ -27,10 +27,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.endpoint import percentile, test_images
+from bench.endpoint import LatencyTable, test_images
 from bench.options import add_log, add_rounds, add_workflow_options, bench_parser, results_stdout
 from emulator.assembly import cached_assembly, model_record_for
 from emulator.workflow import LocalWorkflow
+
+LATENCIES = LatencyTable(width=34, decimals=1, ratio="workflow/direct", target=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,14 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     with results_stdout(args.log):
         results = run(assembly, record, bodies, args.executions, args.warmup)
     workflow_ms, direct_ms, upload_ms, statuses = results
-    p50 = (statistics.median(direct_ms), statistics.median(workflow_ms))
-    p99 = (percentile(direct_ms, 0.99), percentile(workflow_ms, 0.99))
     print(f"executions: {args.executions} per path ({statuses})")
-    print(f"{'':34}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'3 handlers called directly':34}{p50[0]:>10.1f}{p99[0]:>10.1f}")
-    print(f"{'local workflow execution':34}{p50[1]:>10.1f}{p99[1]:>10.1f}")
-    print(
-        f"ratio workflow/direct: p50 {p50[1] / p50[0]:.2f}, p99 {p99[1] / p99[0]:.2f} (target <= 2)"
+    LATENCIES.show(
+        ("3 handlers called directly", direct_ms), ("local workflow execution", workflow_ms)
     )
     print(
         f"executions/s: workflow {1000 / statistics.mean(workflow_ms):.1f}, direct "
