@@ -29,7 +29,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the local mode sets it, before torch
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -50,15 +49,15 @@ from emulator.drift import (
     DriftSettings,  # the drift monitor's own (lambda_src/drift_monitor/drift_settings.py)
     analyse_capture_dir,
     make_batch,
-    photo_batch,
+    record_with_baseline,
     reviewed_baseline,
     send_batch,
+    send_photos,
     test_split_images,
 )
 from emulator.workflow import LocalWorkflow
-from training.drift_baseline import baseline_path
 from training.photos import labelled_photos, stratified_split
-from training.record import DEFAULT_PATH, RECORD_NAME
+from training.record import DEFAULT_PATH
 
 DEFAULT_ARCHIVE = (
     REPO_ROOT.parent / "shared" / "data" / "cifar-100-python-bicycle-motorcycle.tar.gz"
@@ -135,15 +134,6 @@ def compare(args: argparse.Namespace, out: TextIO) -> bool:
     return met
 
 
-def reviewed_record(record: Path, baseline: dict, folder: Path) -> Path:
-    """A copy of ``record`` whose drift-baseline.json is ``baseline``."""
-    folder.mkdir(parents=True)
-    copy = folder / RECORD_NAME
-    copy.write_text(record.read_text())
-    baseline_path(copy).write_text(json.dumps(baseline))
-    return copy
-
-
 def compare_photos(args: argparse.Namespace, out: TextIO) -> bool:
     """Window A as the baseline, window B clean and shifted; True when the target is met."""
     record = model_record(args.model, args.archive, args.epochs)
@@ -157,13 +147,12 @@ def compare_photos(args: argparse.Namespace, out: TextIO) -> bool:
 
         def send(window: list, shift: str) -> Path:
             capture = root / f"capture-{shift}-{len(window)}"
-            with LocalWorkflow(assembly, record, capture_dir=capture) as workflow:
-                send_batch(workflow, photo_batch([photo.path for photo in window], shift))
+            send_photos(assembly, record, [photo.path for photo in window], capture, shift)
             return capture
 
         described = {"capture_window": f"window A of {args.photos}"}
         baseline = reviewed_baseline(send(window_a, "clean"), record, described)
-        reviewed = reviewed_record(record, baseline, root / "reviewed")
+        reviewed = record_with_baseline(record, baseline, root / "reviewed")
         print(
             f"model {record}; {len(photos)} photos: window A {len(window_a)} (the baseline), "
             f"window B {len(window_b)}; drift when D > {settings.drift_threshold} and p < "

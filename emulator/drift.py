@@ -203,6 +203,27 @@ def photo_batch(paths: list[Path], shift: str) -> list[BatchImage]:
     return batch
 
 
+def record_with_baseline(record: Path, baseline: dict[str, Any], folder: Path) -> Path:
+    """A copy of ``record`` in ``folder`` with ``baseline`` as its drift-baseline.json, as
+    the ``drift`` command and synth read it."""
+    folder.mkdir(parents=True)
+    copy = folder / RECORD_NAME
+    copy.write_text(record.read_text())
+    baseline_path(copy).write_text(json.dumps(baseline))
+    return copy
+
+
+def send_photos(
+    assembly: Path, record: Path, paths: list[Path], capture_dir: Path, shift: str
+) -> dict[str, Any]:
+    """Each photo (``photo_batch``) through a fresh local workflow with capture on; the
+    ``send_batch`` summary."""
+    from emulator.workflow import LocalWorkflow  # moto and the sandboxes: only when sending
+
+    with LocalWorkflow(assembly, record, capture_dir=capture_dir) as workflow:
+        return send_batch(workflow, photo_batch(paths, shift))
+
+
 def send_batch(
     workflow: Any,
     images: list[BatchImage],

@@ -14,17 +14,16 @@ measures every shift with a fully trained model.
 """
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 from capture_baseline import main as capture_baseline
 
-from emulator.drift import DriftSettings, analyse_capture_dir, photo_batch, send_batch
-from emulator.workflow import LocalWorkflow
+from emulator.drift import DriftSettings, analyse_capture_dir, record_with_baseline, send_photos
 from tests.emulator.emulator_fixtures import ARCHIVE, PHOTOS, REPO_ROOT
-from training.drift_baseline import baseline_path
 from training.photos import Photo, labelled_photos, stratified_split
-from training.record import RECORD_NAME, ModelRecord
+from training.record import ModelRecord
 
 pytestmark = [
     pytest.mark.e2e,
@@ -60,8 +59,7 @@ def windows() -> tuple[list[Photo], list[Photo]]:
 def send_window(assembly: Path, record: Path, photos: list[Photo], capture: Path, shift: str):
     """Every photo through the workflow with capture on; each ends classified or low
     confidence."""
-    with LocalWorkflow(assembly, record, capture_dir=capture) as workflow:
-        summary = send_batch(workflow, photo_batch([photo.path for photo in photos], shift))
+    summary = send_photos(assembly, record, [photo.path for photo in photos], capture, shift)
     assert set(summary["outcomes"]) <= {"SUCCEEDED", "LowConfidence"}, summary
     assert summary["images"] == len(photos)
 
@@ -70,16 +68,6 @@ def drift(record: Path, capture: Path) -> dict:
     report = analyse_capture_dir(record, capture, DriftSettings())
     assert report["status"] == "ok", report
     return report
-
-
-def record_with_baseline(record: Path, baseline: Path, folder: Path) -> Path:
-    """A copy of ``record`` with ``baseline`` as its drift-baseline.json, as the local mode's
-    ``drift`` command reads it."""
-    folder.mkdir()
-    copy = folder / RECORD_NAME
-    copy.write_text(record.read_text())
-    baseline_path(copy).write_text(baseline.read_text())
-    return copy
 
 
 def test_a_reviewed_capture_window_of_photos_is_the_baseline_photo_traffic_needs(
@@ -92,7 +80,7 @@ def test_a_reviewed_capture_window_of_photos_is_the_baseline_photo_traffic_needs
     arguments = ["--capture", str(tmp_path / "capture-a"), "--output", str(baseline)]
     arguments += ["--class-names", ",".join(ModelRecord.load(record).class_names)]
     assert capture_baseline(arguments) == 0
-    reviewed = record_with_baseline(record, baseline, tmp_path / "reviewed")
+    reviewed = record_with_baseline(record, json.loads(baseline.read_text()), tmp_path / "reviewed")
 
     send_window(assembly, record, window_b, tmp_path / "capture-b", "clean")
     against_cifar = drift(record, tmp_path / "capture-b")
