@@ -8,7 +8,7 @@ the geometry for non-square photos (centre crop as today, a 90% crop, at most 4:
 pad with the border colour or white) with today's reduction, and the reduction (today's:
 JPEG draft and bilinear with ``reducing_gap``; a naive nearest-neighbour resize of the full
 decode; box, bicubic, Lanczos) with the centre crop. Prints accuracy overall, per class and
-per source for each: the comparison docs/training.md reports.
+per source for each: the comparison docs/real-photos.md reports.
 """
 
 from __future__ import annotations
