@@ -6,9 +6,9 @@
 For each photo of the dev set, the artifact's network scores the photo fitted in each way:
 the geometry for non-square photos (centre crop as today, a 90% crop, at most 4:3, squash,
 pad with the border colour or white) with today's reduction, and the reduction (today's:
-JPEG draft and bilinear with ``reducing_gap``; a naive nearest-neighbour resize of the full
-decode; box, bicubic, Lanczos) with the centre crop. Prints accuracy overall, per class and
-per source for each: the comparison docs/real-photos.md reports.
+JPEG draft and bicubic with ``reducing_gap``; a naive nearest-neighbour resize of the full
+decode; box, bilinear (the reduction before), Lanczos) with the centre crop. Prints accuracy
+overall, per class and per source for each: the comparison docs/real-photos.md reports.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from training.photos import CLASS_NAMES, labelled_photos
 
 DEFAULT_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "real-photos-dev"
 R = Image.Resampling
-REDUCTIONS = {"today": R.BILINEAR, "naive": R.NEAREST, "box": R.BOX, "bicubic": R.BICUBIC}
+REDUCTIONS = {"today": R.BICUBIC, "naive": R.NEAREST, "box": R.BOX, "bilinear": R.BILINEAR}
 REDUCTIONS["lanczos"] = R.LANCZOS
 VARIANTS = [(g, "today") for g in ("crop", "crop90", "4:3", "squash", "pad-border", "pad-white")]
-VARIANTS += [("crop", r) for r in ("naive", "box", "bicubic", "lanczos")]
+VARIANTS += [("crop", r) for r in ("naive", "box", "bilinear", "lanczos")]
 
 
 def frame(image: Image.Image, geometry: str) -> tuple[Image.Image, tuple[int, int, int, int]]:

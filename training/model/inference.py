@@ -84,7 +84,11 @@ class ProbabilityModel(nn.Module):
 
 
 def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
-    """Any mode and size to a ``size`` x ``size`` RGB image: upright, centre square, resized."""
+    """Any mode and size to a ``size`` x ``size`` RGB image: upright, centre square, resized.
+
+    Bicubic: a 32x32 image sent enlarged comes back closest to itself (bilinear blurred it
+    and lost points on phone-size copies; docs/real-photos.md).
+    """
     image = ImageOps.exif_transpose(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
@@ -97,7 +101,7 @@ def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
     left, top = (width - side) // 2, (height - side) // 2
     return image.resize(
         (size, size),
-        Image.Resampling.BILINEAR,
+        Image.Resampling.BICUBIC,
         box=(left, top, left + side, top + side),
         reducing_gap=2.0,
     )
