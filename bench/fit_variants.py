@@ -5,10 +5,11 @@
 
 For each photo of the dev set, the artifact's network scores the photo fitted in each way:
 the geometry for non-square photos (centre crop as today, a 90% crop, at most 4:3, squash,
-pad with the border colour or white) with today's reduction, and the reduction (today's:
-JPEG draft and bicubic with ``reducing_gap``; a naive nearest-neighbour resize of the full
-decode; box, bilinear (the reduction before), Lanczos) with the centre crop. Prints accuracy
-overall, per class and per source for each: the comparison docs/real-photos.md reports.
+pad with the border colour or white) with today's reduction, and the reduction (today's: the
+artifact's own JPEG draft and bicubic ``reduce_box``; a naive nearest-neighbour resize of the
+full decode; box, bilinear (the reduction before), Lanczos) with the centre crop. Prints
+accuracy overall, per class and per source for each: the comparison docs/real-photos.md
+reports.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +39,7 @@ from training.photos import CLASS_NAMES, labelled_photos
 
 DEFAULT_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "real-photos-dev"
 R = Image.Resampling
-REDUCTIONS = {"today": R.BICUBIC, "naive": R.NEAREST, "box": R.BOX, "bilinear": R.BILINEAR}
-REDUCTIONS["lanczos"] = R.LANCZOS
+REDUCTIONS = {"naive": R.NEAREST, "box": R.BOX, "bilinear": R.BILINEAR, "lanczos": R.LANCZOS}
 VARIANTS = [(g, "today") for g in ("crop", "crop90", "4:3", "squash", "pad-border", "pad-white")]
 VARIANTS += [("crop", r) for r in ("naive", "box", "bilinear", "lanczos")]
 
@@ -66,17 +67,14 @@ def frame(image: Image.Image, geometry: str) -> tuple[Image.Image, tuple[int, in
     return canvas, (0, 0, long, long)
 
 
-def fit(body: bytes, geometry: str, reduction: str) -> Image.Image:
-    image = Image.open(io.BytesIO(body))
+def fit(body: bytes, geometry: str, reduction: str, inference: ModuleType) -> Image.Image:
+    """The photo fitted to 32x32 in ``geometry``; "today" reduces it as the artifact's own
+    ``decode_image`` (JPEG draft) and ``reduce_box`` do, the others from the full decode."""
     if reduction == "today":
-        image.draft("RGB", (128, 128))
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    image, box = frame(image.convert("RGB"), geometry)
-    gap = 2.0 if reduction == "today" else None
-    return image.resize((32, 32), REDUCTIONS[reduction], box=box, reducing_gap=gap)
+        image, box = frame(inference.upright_rgb(inference.decode_image(body)), geometry)
+        return inference.reduce_box(image, box)
+    image, box = frame(inference.upright_rgb(Image.open(io.BytesIO(body))), geometry)
+    return image.resize((32, 32), REDUCTIONS[reduction], box=box)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,13 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = extract_artifact(args.model, Path(workdir))
         inference = load_inference_module(model_dir / "code")
         model = inference.model_fn(str(model_dir))
+    if not hasattr(inference, "reduce_box"):
+        parser.error(f"{args.model}'s code/inference.py predates reduce_box: train it again")
     photos = labelled_photos(args.photos)
     right: dict[tuple[str, str], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for photo in tqdm(photos, desc="fit variants", unit="photo"):
         body = photo.path.read_bytes()
         for variant in VARIANTS:
             with torch.inference_mode():
-                tensor = inference.image_to_tensor(fit(body, *variant))
+                tensor = inference.image_to_tensor(fit(body, *variant, inference))
                 correct = bool(model(tensor)[0].argmax() == photo.label)
             for group in ("all", photo.class_name, photo.source):
                 right[variant][group].append(correct)

@@ -83,28 +83,35 @@ class ProbabilityModel(nn.Module):
         return (original + mirrored) / 2
 
 
-def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
-    """Any mode and size to a ``size`` x ``size`` RGB image: upright, centre square, resized.
-
-    Bicubic: a 32x32 image sent enlarged comes back closest to itself (bilinear blurred it
-    and lost points on phone-size copies; docs/real-photos.md).
-    """
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to RGB, turned as its EXIF orientation says; transparent pixels white."""
     image = ImageOps.exif_transpose(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    image = image.convert("RGB")
+    return image.convert("RGB")
+
+
+def reduce_box(
+    image: Image.Image, box: tuple[int, int, int, int], size: int = INPUT_SIZE
+) -> Image.Image:
+    """The ``box`` of ``image`` resized to ``size`` x ``size``.
+
+    Bicubic: a 32x32 image sent enlarged comes back closest to itself (bilinear blurred it
+    and lost points on phone-size copies; docs/real-photos.md).
+    """
+    return image.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
+
+
+def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
+    """Any mode and size to a ``size`` x ``size`` RGB image: upright, centre square, resized."""
+    image = upright_rgb(image)
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    return image.resize(
-        (size, size),
-        Image.Resampling.BICUBIC,
-        box=(left, top, left + side, top + side),
-        reducing_gap=2.0,
-    )
+    return reduce_box(image, (left, top, left + side, top + side), size)
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
