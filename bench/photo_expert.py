@@ -5,7 +5,7 @@
 
 OUT is a ``training/train.py --local`` output folder (``model.tar.gz``, ``metrics.json`` and
 the staged ``data/train``). Its network is scored through its own handlers beside the photo
-expert of training/model/photo_expert.py (EfficientNet-Lite0's ImageNet head, untrained, on the
+expert of training/photo_expert.py (EfficientNet-Lite0's ImageNet head, untrained, on the
 photo's 224 px centre square), their sum, and the sum gated by the photo's detail. On the dev
 set per source, and on the artifact's own validation images of the training split (never
 trained on) as 32x32 PNGs and as phone-size JPEGs; and the time each path takes, side by side:
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 from real_photos import phone_size_jpeg
 
 from training.evaluate import extract_artifact, load_inference_module
-from training.model.photo_expert import DETAIL_GATE, EXPERT_SIZE, PhotoExpert, detail
+from training.photo_expert import DETAIL_GATE, EXPERT_SIZE, PhotoExpert, detail
 from training.photos import labelled_photos
 
 DEFAULT_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "real-photos-dev"

@@ -15,7 +15,7 @@ from PIL import Image
 
 from bench.real_photos import phone_size_jpeg
 from training.evaluate import load_inference_module
-from training.model.photo_expert import (
+from training.photo_expert import (
     BICYCLE_CLASSES,
     DETAIL_GATE,
     EXPERT_SIZE,
