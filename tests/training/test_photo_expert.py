@@ -75,7 +75,7 @@ def test_the_expert_answers_log_odds_of_the_class_sets_over_image_and_mirror(
         torch.testing.assert_close(expert(squares), expected, atol=1e-3, rtol=1e-3)
 
 
-def test_a_weights_file_of_another_network_is_refused(tmp_path):
+def test_a_weights_file_missing_a_tensor_is_refused_naming_it(tmp_path):
     state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
     del state["_fc.weight"]
     torch.save(state, tmp_path / "partial.pth")
