@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 from real_photos import phone_size_jpeg
 
 from training.evaluate import extract_artifact, load_inference_module
+from training.evaluate_photos import CONTENT_TYPES
 from training.photo_expert import DETAIL_GATE, EXPERT_SIZE, PhotoExpert, detail
 from training.photos import labelled_photos
 
@@ -80,7 +81,9 @@ def score(
     model = inference.model_fn(str(folder))
     rows = []
 
-    def add(part, source, label, body, content_type):
+    def add(part, source, label, body):
+        with Image.open(io.BytesIO(body)) as image:  # the content type evaluate_photos sends
+            content_type = CONTENT_TYPES.get(image.format or "", "application/x-image")
         start = time.perf_counter()
         ours = our_log_odds(body, content_type, inference, model)
         middle = time.perf_counter()
@@ -93,12 +96,11 @@ def score(
         rows.append((part, source, label, ours, expert_log_odds, detail(square)))
 
     for photo in tqdm(labelled_photos(photos_dir), desc="dev photos", unit="photo"):
-        media = "image/png" if photo.path.suffix.lower() == ".png" else "image/jpeg"
-        add("dev", photo.source, photo.label, photo.path.read_bytes(), media)
+        add("dev", photo.source, photo.label, photo.path.read_bytes())
     rng = np.random.default_rng(seed)
     for label, png in tqdm(validation_pngs(out), desc="validation", unit="image"):
-        add("validation 32x32", "-", label, png, "image/png")
-        add("validation phone-size", "-", label, phone_size_jpeg(png, rng), "image/jpeg")
+        add("validation 32x32", "-", label, png)
+        add("validation phone-size", "-", label, phone_size_jpeg(png, rng))
     return rows
 
 
