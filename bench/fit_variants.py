@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as workdir:
         model_dir = extract_artifact(args.model, Path(workdir))
         inference = load_inference_module(model_dir / "code")
-        model = inference.model_fn(str(model_dir))
+        model = inference.model_fn(str(model_dir)).thumbnails  # our network, at 32x32
     if not hasattr(inference, "reduce_box"):
         parser.error(f"{args.model}'s code/inference.py predates reduce_box: train it again")
     photos = labelled_photos(args.photos)

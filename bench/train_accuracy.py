@@ -47,10 +47,12 @@ def member_accuracies(model_tar: Path, test_dir: Path) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="bench-members-") as workdir:
         model_dir = extract_artifact(model_tar, Path(workdir))
         inference = load_inference_module(model_dir / "code")
-        ensemble = inference.model_fn(str(model_dir))
+        ensemble = inference.model_fn(str(model_dir)).thumbnails
     members = getattr(ensemble.network, "members", [ensemble.network])
     files = labelled_test_files(test_dir)
-    batch = torch.cat([inference.input_fn(path.read_bytes(), "image/png") for _, path in files])
+    batch = torch.cat(
+        [inference.input_fn(path.read_bytes(), "image/png").thumbnail for _, path in files]
+    )
     truth = torch.tensor([label for label, _ in files])
     accuracies = []
     for member in members:

@@ -52,6 +52,7 @@ SOURCE_MODULES = (
     "artifact.py",
     "inference.py",
     "network.py",
+    "photo_expert.py",
 )
 DEFAULT_SSM_PREFIX = ssm_prefix()
 CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
@@ -145,11 +146,16 @@ def pytorch_image_uri(region: str, scope: ImageScope, instance_type: str) -> str
 
 
 def pack_source_dir(dest: Path) -> Path:
-    """``sourcedir.tar.gz`` with the entry point and the modules it imports, at the top."""
+    """``sourcedir.tar.gz`` with the entry point, the modules it imports and the photo expert's
+    weights (the training container has no copy), at the top."""
+    from training.evaluate import import_from_folder
+
+    artifact = import_from_folder(MODEL_SOURCE_DIR, "artifact")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dest, "w:gz") as archive:
         for module in SOURCE_MODULES:
             archive.add(MODEL_SOURCE_DIR / module, arcname=module)
+        archive.add(artifact.photo_expert_weights(), arcname=artifact.PHOTO_EXPERT_FILE)
     return dest
 
 

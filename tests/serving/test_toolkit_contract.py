@@ -2,11 +2,12 @@
 
 The artifact is built as training packs it and unpacked as SageMaker does; TorchServe 0.12.0's
 Python worker loads it with the handler of sagemaker-pytorch-inference 2.0.25 (the pins of the
-PyTorch 2.6 CPU inference image) and answers predict frames (see ``torchserve_frontend``).
-Each request kind is also sent to the local endpoint, on the container route and through
-InvokeEndpoint: same status, same body. Error bodies end with a traceback whose frames differ
-(the toolkit's own, file paths), so for those the message line and the exception line are
-compared.
+PyTorch 2.6 CPU inference image) and answers predict frames (see ``torchserve_frontend``), with
+network isolation as SageMaker runs it: every connection and name lookup of the process fails
+while the worker loads and serves. Each request kind is also sent to the local endpoint, on the
+container route and through InvokeEndpoint: same status, same body. Error bodies end with a
+traceback whose frames differ (the toolkit's own, file paths), so for those the message line
+and the exception line are compared.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
 import sys
 import tarfile
 import urllib.error
@@ -21,12 +23,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from emulator.endpoint import LocalEndpoint
 from tests.robustness.support import untrained_model_archive
 from tests.serving.torchserve_frontend import MODEL_NAME, Answer, container_worker
+from training.evaluate import extract_artifact, load_inference_module
 
 
 def _encoded(fmt: str) -> bytes:
@@ -37,13 +42,22 @@ def _encoded(fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-PNG, JPEG = _encoded("PNG"), _encoded("JPEG")
+def _photo() -> bytes:
+    """A 640x480 JPEG with more detail than a thumbnail holds: the photo expert votes on it."""
+    pixels = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+PNG, JPEG, PHOTO = _encoded("PNG"), _encoded("JPEG"), _photo()
 NOT_AN_IMAGE = b"this is not an image"
 TRUNCATED_PNG = PNG[: len(PNG) // 2]
 # kind: (body, content type, accept, expected status, start of the expected message)
 REQUESTS: dict[str, tuple[bytes, str, str | None, int, str]] = {
     "png": (PNG, "image/png", None, 200, ""),
     "jpeg": (JPEG, "image/jpeg", "application/json", 200, ""),
+    "photo": (PHOTO, "image/jpeg", None, 200, ""),
     "x-image": (PNG, "application/x-image", "*/*", 200, ""),
     "not-an-image": (
         NOT_AN_IMAGE,
@@ -88,23 +102,38 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         return Answer(error.code, error.reason, error.headers["Content-Type"], error.read())
 
 
+def _isolated(*args: Any, **kwargs: Any) -> Any:
+    raise OSError("network isolation: this process may not open a connection")
+
+
 @pytest.fixture(scope="module")
-def answers(tmp_path_factory) -> dict[str, dict[str, Any]]:
+def archive(tmp_path_factory) -> Path:
+    """The default recipe's artifact, photo expert included, with untrained weights."""
+    return untrained_model_archive(tmp_path_factory.mktemp("toolkit-contract") / "artifact")
+
+
+@pytest.fixture(scope="module")
+def answers(archive, tmp_path_factory) -> dict[str, dict[str, Any]]:
     """Every request kind answered by the emulator, then by the toolkit, on one artifact."""
-    root = tmp_path_factory.mktemp("toolkit-contract")
-    archive = untrained_model_archive(root / "artifact")
+    root = tmp_path_factory.mktemp("toolkit-worker")
     assert "sagemaker_inference" not in sys.modules  # the emulator runs as it does locally
     with LocalEndpoint(archive) as endpoint:
         emulated = _emulator_answers(endpoint)
     inference_before = sys.modules.get("inference")  # other tests import training/model/
-    with container_worker(archive, root / "container") as worker:
-        assert (worker.load_code, worker.load_message) == (200, f"loaded model {MODEL_NAME}")
-        unpacked = root / "container" / "opt" / "ml" / "model" / "code" / "inference.py"
-        assert worker.entry_point_file == unpacked
-        toolkit = {
-            kind: worker.invoke(body, content_type, accept)
-            for kind, (body, content_type, accept, _, _) in REQUESTS.items()
-        }
+    with pytest.MonkeyPatch.context() as isolation:
+        for name in ("connect", "connect_ex", "sendto"):
+            isolation.setattr(socket.socket, name, _isolated)
+        isolation.setattr(socket, "getaddrinfo", _isolated)
+        with pytest.raises(OSError, match="network isolation"):
+            urllib.request.urlopen("http://example.com", timeout=5)
+        with container_worker(archive, root / "container") as worker:
+            assert (worker.load_code, worker.load_message) == (200, f"loaded model {MODEL_NAME}")
+            unpacked = root / "container" / "opt" / "ml" / "model" / "code" / "inference.py"
+            assert worker.entry_point_file == unpacked
+            toolkit = {
+                kind: worker.invoke(body, content_type, accept)
+                for kind, (body, content_type, accept, _, _) in REQUESTS.items()
+            }
     assert worker.exit_code == 0  # the worker's own exit when the frontend disconnects
     assert "ts" not in sys.modules and sys.modules.get("inference") is inference_before
     return {
@@ -173,6 +202,30 @@ def test_invoke_endpoint_carries_the_toolkit_answer(answers, kind):
     error = json.loads(invoked["body"])
     assert invoked["status"] == 424 and error["OriginalStatusCode"] == toolkit.status
     assert error_shape(error["OriginalMessage"]) == error_shape(toolkit.body.decode())
+
+
+def test_the_artifact_holds_the_photo_expert_and_its_weights(archive):
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        config = json.load(tar.extractfile("model-config.json"))
+    assert {"code/photo_expert.py", "photo-expert.pth"} <= names
+    assert config["photo_expert"] == "photo-expert.pth"
+
+
+def test_a_photo_gets_the_photo_experts_vote_inside_the_container(answers, archive, tmp_path):
+    """The container's answer is ours and the expert's log-odds added, not ours alone."""
+    model_dir = extract_artifact(archive, tmp_path)
+    inference = load_inference_module(model_dir / "code")
+    model = inference.model_fn(str(model_dir))
+    data = inference.input_fn(PHOTO, "image/jpeg")
+    assert data.photo is not None
+    with torch.inference_mode():
+        ours = model.thumbnails(data.thumbnail)[0, 1]
+        expert = model.photo_expert(data.photo)[0]
+    expected = float(torch.sigmoid(torch.logit(ours) + expert))
+    served = json.loads(answers["photo"]["toolkit"].body)[1]
+    assert served == pytest.approx(expected, abs=1e-5)
+    assert abs(served - float(ours)) > 0.01
 
 
 TOOLKIT_ERROR_STUB = """

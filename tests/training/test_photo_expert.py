@@ -14,8 +14,9 @@ from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image
 
 from bench.real_photos import phone_size_jpeg
+from bench.workflow_images import as_serialized
 from training.evaluate import load_inference_module
-from training.photo_expert import (
+from training.model.photo_expert import (
     BICYCLE_CLASSES,
     DETAIL_GATE,
     EXPERT_SIZE,
@@ -85,16 +86,31 @@ def test_a_weights_file_missing_a_tensor_is_refused_naming_it(tmp_path):
 
 @pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"the real-photo dev set is not at {PHOTOS}")
 def test_the_gate_opens_on_every_dev_photo_and_on_none_of_their_thumbnails_enlarged(inference):
-    """Thumbnails of real photos are sharper than CIFAR's: the harder case for the gate."""
+    """Through ``input_fn``, as served. Thumbnails of real photos are sharper than CIFAR's: the
+    harder case for the gate."""
     rng = np.random.default_rng(0)
-    photo_details, thumbnail_details = [], []
+    closed_on_photos, open_on_thumbnails = [], []
     for position, photo in enumerate(labelled_photos(PHOTOS)):
-        with Image.open(photo.path) as image:
-            photo_details.append(detail(inference.fit_to_input(image, EXPERT_SIZE)))
-            if position % 3:
-                continue  # a third of them as thumbnails: the phone-size JPEGs are slow to make
+        body = photo.path.read_bytes()
+        if inference.input_fn(body, "application/x-image").photo is None:
+            closed_on_photos.append(photo.path.name)
+        if position % 3:
+            continue  # a third of them as thumbnails: the phone-size JPEGs are slow to make
+        with Image.open(io.BytesIO(body)) as image:
             buffer = io.BytesIO()
             inference.fit_to_input(image).save(buffer, format="PNG")
-        with Image.open(io.BytesIO(phone_size_jpeg(buffer.getvalue(), rng))) as enlarged:
-            thumbnail_details.append(detail(inference.fit_to_input(enlarged, EXPERT_SIZE)))
-    assert min(photo_details) > DETAIL_GATE > max(thumbnail_details)
+        enlarged = phone_size_jpeg(buffer.getvalue(), rng)
+        if inference.input_fn(enlarged, "image/jpeg").photo is not None:
+            open_on_thumbnails.append(photo.path.name)
+        if inference.input_fn(as_serialized(enlarged), "image/png").photo is not None:
+            open_on_thumbnails.append(f"{photo.path.name} as the workflow sends it")
+    assert closed_on_photos == [] and open_on_thumbnails == []
+
+
+def test_detail_is_small_for_an_enlarged_square_and_large_for_noise():
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (EXPERT_SIZE, EXPERT_SIZE, 3), dtype=np.uint8))
+    enlarged = noise.resize((32, 32), Image.Resampling.BICUBIC).resize(
+        (EXPERT_SIZE, EXPERT_SIZE), Image.Resampling.BICUBIC
+    )
+    assert detail(enlarged) < DETAIL_GATE < detail(noise)

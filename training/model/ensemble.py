@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from artifact import build_ensemble, combine_members, model_config, write_model_dir
+from artifact import (
+    build_ensemble,
+    combine_members,
+    model_config,
+    photo_expert_weights,
+    write_model_dir,
+)
 from fitting import Fit, TrainingState, select_member
 from hyperparameters import Hyperparameters
 from inference import ProbabilityModel
@@ -143,6 +149,8 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
         raise ValueError(f"unknown architecture {hp.architecture!r}; choose one of {ARCHITECTURES}")
     if hp.members < 1:
         raise ValueError(f"members={hp.members}: an ensemble needs at least 1 member")
+    if hp.photo_expert:
+        photo_expert_weights()  # before training, not after it: say what is missing now
     torch.set_num_threads(num_threads or os.cpu_count() or 1)
     seed_everything(hp.seed)
     started = time.perf_counter()

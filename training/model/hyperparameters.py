@@ -47,4 +47,9 @@ class Hyperparameters:
         0.0, "share of training images reduced to 12-28 px and enlarged back"
     )
     members: int = _option(1, "networks in the ensemble, each validated on its own held-out fold")
+    photo_expert: bool = _option(
+        True,
+        "1: the artifact adds the votes of EfficientNet-Lite0's ImageNet head (untrained) on "
+        "photos with more detail than a thumbnail",
+    )
     seed: int = 0

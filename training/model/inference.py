@@ -6,18 +6,24 @@ response is the JSON list ``[p_bicycle, p_motorcycle]``. Bad requests raise an e
 an HTTP 4xx ``status_code`` (the toolkit's own ``GenericInferenceToolkitError`` inside the
 container), so the worker answers the client and keeps serving.
 
-Shipped flat in the artifact's ``code/`` folder next to ``network.py``.
+Our network reads every image at 32x32. When the model has the photo expert
+(``photo_expert.py``) and the image holds more detail than a thumbnail can, the expert's
+log-odds, read at 224 px, are added to ours (docs/real-photos.md measures both).
+
+Shipped flat in the artifact's ``code/`` folder next to ``network.py`` and ``photo_expert.py``.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from network import CLASS_NAMES, INPUT_SIZE, build_network
+from photo_expert import DETAIL_GATE, DETAIL_ROUND_TRIP, EXPERT_SIZE, PhotoExpert, detail
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
@@ -48,6 +54,7 @@ class RequestError(_ToolkitError):
 
 MODEL_FILE = "model.pth"
 CONFIG_FILE = "model-config.json"
+PHOTO_EXPERT_FILE = "photo-expert.pth"
 JSON_CONTENT_TYPE = "application/json"
 IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "application/x-image"})
 ACCEPTED_RESPONSE_TYPES = frozenset({JSON_CONTENT_TYPE, "application/*", "*/*"})
@@ -83,6 +90,36 @@ class ProbabilityModel(nn.Module):
         return (original + mirrored) / 2
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """What ``input_fn`` makes of an image: the 1x3x32x32 thumbnail our network reads and,
+    for an image with detail above the expert's gate, its 1x3x224x224 square."""
+
+    thumbnail: torch.Tensor
+    photo: torch.Tensor | None = None
+
+
+class Classifier(nn.Module):
+    """The served model: ``thumbnails`` (our network) and the optional ``photo_expert``.
+
+    The expert's log-odds are motorcycle against bicycle: ``CLASS_NAMES`` in that order.
+    """
+
+    def __init__(self, thumbnails: ProbabilityModel, photo_expert: PhotoExpert | None) -> None:
+        super().__init__()
+        self.thumbnails = thumbnails
+        self.photo_expert = photo_expert
+
+    def forward(self, data: ModelInput) -> torch.Tensor:
+        """Class probabilities of one image; on a photo, the expert's log-odds added to ours."""
+        probabilities = self.thumbnails(data.thumbnail)[0]
+        if data.photo is None or self.photo_expert is None:
+            return probabilities
+        expert_log_odds = self.photo_expert(data.photo)[0]
+        motorcycle = torch.sigmoid(torch.logit(probabilities[1], eps=1e-7) + expert_log_odds)
+        return torch.stack([1 - motorcycle, motorcycle])
+
+
 def upright_rgb(image: Image.Image) -> Image.Image:
     """Any mode to RGB, turned as its EXIF orientation says; transparent pixels white."""
     image = ImageOps.exif_transpose(image)
@@ -105,13 +142,25 @@ def reduce_box(
     return image.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
 
 
+def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
 def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
     """Any mode and size to a ``size`` x ``size`` RGB image: upright, centre square, resized."""
     image = upright_rgb(image)
-    width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return reduce_box(image, (left, top, left + side, top + side), size)
+    return reduce_box(image, centre_square(*image.size), size)
+
+
+def photo_square(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image | None:
+    """The expert's 224 px square of an upright image, or None when its gate stays closed:
+    a square of at most 64 px cannot hold more than 64 px do, so it is not even measured."""
+    if box[2] - box[0] <= DETAIL_ROUND_TRIP:
+        return None
+    square = reduce_box(image, box, EXPERT_SIZE)
+    return square if detail(square) > DETAIL_GATE else None
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
@@ -127,7 +176,7 @@ def decode_image(body: bytes) -> Image.Image:
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:
             raise RequestError(413, f"image of {width}x{height} pixels is too large")
-        image.draft("RGB", (4 * INPUT_SIZE, 4 * INPUT_SIZE))
+        image.draft("RGB", (2 * EXPERT_SIZE, 2 * EXPERT_SIZE))  # JPEG: decoded at 1/2-1/8
         image.load()
     except UnidentifiedImageError:  # its text names the BytesIO object: say what was sent
         raise RequestError(400, _not_an_image(body, "no image format recognized")) from None
@@ -147,8 +196,9 @@ def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-def model_fn(model_dir: str) -> ProbabilityModel:
-    """Load the network and its configuration written by the training entry point."""
+def model_fn(model_dir: str) -> Classifier:
+    """Load the network, its configuration and the photo expert written by the training
+    entry point."""
     directory = Path(model_dir)
     config = json.loads((directory / CONFIG_FILE).read_text())
     network = build_network(
@@ -159,12 +209,15 @@ def model_fn(model_dir: str) -> ProbabilityModel:
     )
     state = torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True)
     network.load_state_dict(state)
-    model = ProbabilityModel(network, config["mean"], config["std"], config["flip_average"])
-    return model.eval()
+    thumbnails = ProbabilityModel(network, config["mean"], config["std"], config["flip_average"])
+    expert_file = config.get("photo_expert")
+    photo_expert = PhotoExpert(directory / expert_file) if expert_file else None
+    return Classifier(thumbnails, photo_expert).eval()
 
 
-def input_fn(request_body: bytes, request_content_type: str) -> torch.Tensor:
-    """PNG or JPEG bytes (any size and colour mode) to a 1x3x32x32 tensor."""
+def input_fn(request_body: bytes, request_content_type: str) -> ModelInput:
+    """PNG or JPEG bytes (any size and colour mode) to the thumbnail and, for a photo, its
+    expert's square."""
     media_type = _media_type(request_content_type)
     if media_type not in IMAGE_CONTENT_TYPES:
         raise RequestError(
@@ -174,13 +227,18 @@ def input_fn(request_body: bytes, request_content_type: str) -> torch.Tensor:
         )
     if isinstance(request_body, str) or not request_body:
         raise RequestError(400, "body is empty or text, expected image bytes")
-    return image_to_tensor(fit_to_input(decode_image(bytes(request_body))))
+    image = upright_rgb(decode_image(bytes(request_body)))
+    box = centre_square(*image.size)
+    photo = photo_square(image, box)
+    return ModelInput(
+        image_to_tensor(reduce_box(image, box)), None if photo is None else image_to_tensor(photo)
+    )
 
 
-def predict_fn(input_data: torch.Tensor, model: ProbabilityModel) -> list[float]:
+def predict_fn(input_data: ModelInput, model: Classifier) -> list[float]:
     """Class probabilities of one image, in the order of ``CLASS_NAMES``."""
     with torch.inference_mode():
-        return model(input_data)[0].tolist()
+        return model(input_data).tolist()
 
 
 def output_fn(prediction: list[float], accept: str | None) -> str:

@@ -6,8 +6,9 @@ The train channel holds ``{bicycle,motorcycle}/*.png``; a stratified validation 
 held out of it (one disjoint split per member of an ensemble) for early stopping and model
 selection; the test channel (optional) gives the final score only. Metrics are printed as
 ``name=value`` pairs that the job's metric definitions parse. The model folder receives
-``model.pth`` (a plain ``state_dict``), ``model-config.json`` and
-``code/{inference,network}.py``: the layout of ``model.tar.gz``.
+``model.pth`` (a plain ``state_dict``), ``model-config.json``, ``photo-expert.pth`` (unless
+``--photo-expert 0``) and ``code/{inference,network,photo_expert}.py``: the layout of
+``model.tar.gz``.
 
 The modules next to this file (``hyperparameters``, ``training_data``, ``augmentation``,
 ``fitting``, ``ensemble``, ``artifact``) are shipped with it and imported as top-level modules.
