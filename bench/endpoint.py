@@ -2,12 +2,17 @@
 """Local endpoint vs the inference functions in-process, measured side by side in one run.
 
     python bench/endpoint.py [--model build/model/model-record.json] [--requests 200]
+                             [--images DIR]
 
-Each round times one request both ways on the same PNG, alternating, so both see the same
+Each round times one request both ways on the same image, alternating, so both see the same
 machine load: in-process is ``output_fn(predict_fn(input_fn(body), model))`` of the archive's
 own ``code/inference.py``; the endpoint is ``sagemaker-runtime`` InvokeEndpoint through boto3
 over HTTP with data capture on (as deployed). Prints p50/p99 latency and their ratio (target
-<= 3), then throughput in images/s with ``--concurrency`` client threads.
+<= 3), then throughput in images/s with ``--concurrency`` client threads. The images are 50 of
+the staged 32x32 test PNGs, or 50 spread over ``--images DIR`` (PNG and JPEG files, in
+subfolders too: ``../shared/data/real-photos-dev`` measures photo-size requests). With
+``--as-serialized`` each image is first what the workflow sends: the serialize Lambda's PNG of
+at most 128 px, on which the photo expert still runs (docs/real-photos.md).
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.options import add_images, add_model_argument, add_rounds, bench_parser
+from PIL import Image
+
+from bench.options import add_model_argument, add_rounds, bench_parser
+from bench.workflow_images import as_serialized
 from emulator.capture import CaptureConfig
 from emulator.endpoint import LocalEndpoint
 from emulator.inference_model import InferenceModel
+from training.evaluate_photos import CONTENT_TYPES
 
 ENDPOINT = "bench-endpoint"
 
@@ -68,26 +77,38 @@ class LatencyTable:
 LATENCIES = LatencyTable(width=24, decimals=2, ratio="endpoint/in-process", target=3)
 
 
-def test_images(model: Path, images: Path | None) -> list[bytes]:
+def request_images(model: Path, images: Path | None) -> list[tuple[bytes, str]]:
+    """(body, content type) of 50 images spread over the folder, in file-name order."""
     folders = (
         [images]
         if images
-        else [
-            REPO_ROOT / "build" / "data" / "test",
-            model.parent / "data" / "test",
-        ]
+        else [REPO_ROOT / "build" / "data" / "test", model.parent / "data" / "test"]
     )
     for folder in folders:
-        files = sorted(folder.rglob("*.png")) if folder.is_dir() else []
+        files = sorted(
+            path
+            for path in (folder.rglob("*") if folder.is_dir() else [])
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg")
+        )
         if files:
-            return [path.read_bytes() for path in files[:50]]
-    raise SystemExit(f"no PNG test images under {folders}: pass --images DIR")
+            return [
+                (path.read_bytes(), content_type(path))
+                for path in files[:: max(1, len(files) // 50)][:50]
+            ]
+    raise SystemExit(f"no PNG or JPEG images under {folders}: pass --images DIR")
+
+
+def content_type(path: Path) -> str:
+    with Image.open(path) as image:
+        return CONTENT_TYPES.get(image.format or "", "application/x-image")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
     add_model_argument(parser)
-    add_images(parser)
+    parser.add_argument(
+        "--images", type=Path, help="folder of PNG/JPEG images (default: staged test)"
+    )
     add_rounds(parser, "--requests", 200, warmup=20)
     parser.add_argument(
         "--concurrency",
@@ -98,17 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", type=float, default=5.0, help="length of each throughput run (default: 5)"
     )
+    parser.add_argument(
+        "--as-serialized",
+        action="store_true",
+        help="send each image as the workflow does: serialize's PNG of at most 128 px",
+    )
     args = parser.parse_args(argv)
 
     import boto3
     from botocore.config import Config
 
-    bodies = test_images(args.model, args.images)
+    bodies = request_images(args.model, args.images)
+    if args.as_serialized:
+        bodies = [(as_serialized(body), "image/png") for body, _ in bodies]
     model = InferenceModel(args.model)
     hooks = model.module
 
-    def in_process(body: bytes) -> bytes:
-        data = hooks.input_fn(body, "image/png")
+    def in_process(request: tuple[bytes, str]) -> bytes:
+        data = hooks.input_fn(*request)
         return hooks.output_fn(hooks.predict_fn(data, model.model), "application/json")
 
     with (
@@ -126,10 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
         )
 
-        def over_http(body: bytes) -> bytes:
+        def over_http(request: tuple[bytes, str]) -> bytes:
+            body, content_type = request
             return client.invoke_endpoint(
                 EndpointName=ENDPOINT,
-                ContentType="image/png",
+                ContentType=content_type,
                 Accept="application/json",
                 Body=body,
             )["Body"].read()
@@ -166,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoint_rate_n = throughput(over_http, args.concurrency)
     model.close()
 
-    print(f"requests: {args.requests} per path, {len(bodies)} distinct test PNGs")
+    print(f"requests: {args.requests} per path, {len(bodies)} distinct images")
     LATENCIES.show(("in-process hooks", local_ms), ("local endpoint (HTTP)", endpoint_ms))
     print(
         f"throughput: in-process {local_rate:.0f} images/s (1 thread); endpoint "
