@@ -114,11 +114,11 @@ def test_a_reduced_burst_fails_no_upload_where_todays_policy_fails_some(local_ap
 
     assert report["failed"] == {}, report
     assert report["classified"] + report["low_confidence"] == 200
-    # The burst filled classify's reserved concurrency (20) and went no further.
-    assert report["peak_in_flight"] == 20
+    # The burst filled classify's reserved concurrency (10) and went no further.
+    assert report["peak_in_flight"] == 10
     today = run_policy(local_app.outdir, None, todays_policy, bodies, options)
     assert sum(today["failed"].values()) > 0, today
-    assert today["peak_in_flight"] == 20
+    assert today["peak_in_flight"] == 10
 
 
 def test_only_capacity_failures_are_redriven():

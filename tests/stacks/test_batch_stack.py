@@ -44,7 +44,7 @@ def test_distributed_map_lists_the_prefix_with_bounded_concurrency(definition):
         "Mode": "DISTRIBUTED",
         "ExecutionType": "EXPRESS",
     }
-    assert state["MaxConcurrency"] == 20
+    assert state["MaxConcurrency"] == 10
     assert state["ToleratedFailurePercentage"] == 50
     reader = state["ItemReader"]
     assert reader["Resource"] == "arn:<AWS::Partition>:states:::s3:listObjectsV2"

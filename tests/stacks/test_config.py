@@ -103,8 +103,8 @@ def test_the_workflow_must_outlast_its_capacity_retry():
 
 
 def test_classify_concurrency_follows_the_endpoint_capacity_unless_set():
-    # Saturation is twice the autoscaling target (1,500/min: 50/s), 0.1 s per call.
-    assert settings().classify_reserved_concurrency == 20
-    assert settings(autoscaling_max_capacity=1).classify_reserved_concurrency == 5
-    assert settings(autoscaling_invocations_per_instance=3000).classify_reserved_concurrency == 40
+    # Saturation is twice the autoscaling target (300/min: 10/s), 0.25 s per call.
+    assert settings().classify_reserved_concurrency == 10
+    assert settings(autoscaling_max_capacity=1).classify_reserved_concurrency == 3
+    assert settings(autoscaling_invocations_per_instance=600).classify_reserved_concurrency == 20
     assert settings(classify_reserved_concurrency="7").classify_reserved_concurrency == 7

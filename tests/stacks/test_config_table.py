@@ -31,7 +31,7 @@ def test_cdk_json_sets_the_declared_keys_in_their_order():
 
 def test_the_table_says_what_an_empty_default_stands_for():
     table = markdown_table(cdk_json_context())
-    assert '| `classify_reserved_concurrency` | `""`: derived, 20 |' in table
+    assert '| `classify_reserved_concurrency` | `""`: derived, 10 |' in table
     assert '| `capacity_retry_minutes` | `""`: derived, 15 |' in table
     assert '| `alarm_email` | `""` (none) |' in table
     assert "| `confidence_threshold` | `0.75` | a number in (0, 1] |" in table

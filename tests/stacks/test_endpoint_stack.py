@@ -66,7 +66,7 @@ def test_autoscaling_tracks_invocations_per_instance(synthesized):
             "PolicyType": "TargetTrackingScaling",
             "TargetTrackingScalingPolicyConfiguration": Match.object_like(
                 {
-                    "TargetValue": 1500,
+                    "TargetValue": 300,
                     "PredefinedMetricSpecification": {
                         "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
                     },

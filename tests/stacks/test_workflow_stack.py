@@ -207,9 +207,9 @@ def test_the_undelivered_events_key_admits_eventbridge_for_this_account_only(syn
 
 def test_classify_concurrency_is_reserved_to_what_the_endpoint_serves(synthesized):
     found = functions(synthesized.template("SconesWorkflow"))
-    # cdk.json: autoscaling_max_capacity 4, 1,500 invocations per instance-minute.
-    assert found["ClassifyImageFunction"]["ReservedConcurrentExecutions"] == 20
-    assert classify_concurrency_for(4, 1500) == 20
+    # cdk.json: autoscaling_max_capacity 4, 300 invocations per instance-minute.
+    assert found["ClassifyImageFunction"]["ReservedConcurrentExecutions"] == 10
+    assert classify_concurrency_for(4, 300) == 10
     for name in ("SerializeImageFunction", "FilterInferencesFunction"):
         assert "ReservedConcurrentExecutions" not in found[name]
 
