@@ -1,7 +1,8 @@
 """Bursts: the capacity model, the autoscaling simulator, a reduced burst and the redrive.
 
-The reduced burst is bench/burst.py's with 200 uploads, more than one instance serves in a
-simulated minute: with the template's capacity retrier none fails, with today's some do.
+The reduced burst is bench/burst.py's with 200 uploads (4 photos each), more than one instance
+serves in a simulated minute: with the template's capacity retrier none fails, with today's
+some do.
 The model and the simulator are checked on a hand-driven clock.
 """
 
@@ -108,7 +109,9 @@ def test_todays_policy_differs_only_in_the_classify_retriers():
 
 @pytest.mark.e2e
 def test_a_reduced_burst_fails_no_upload_where_todays_policy_fails_some(local_app):
-    options = argparse.Namespace(uploads=200, minute_seconds=10, photos_per_upload=20)
+    # 4 photos per upload: an instance serves 150 uploads a simulated minute at today's 10
+    # photos a second, as 20 did at the earlier 50, so the burst keeps its proportions.
+    options = argparse.Namespace(uploads=200, minute_seconds=10, photos_per_upload=4)
     bodies = [inputs.small_png(seed=seed) for seed in range(8)]
     report = run_policy(local_app.outdir, None, lambda definition: definition, bodies, options)
 
