@@ -2,7 +2,8 @@
 
 
 class InvalidInput(Exception):
-    """The event lacks the bucket, the key or a base64 PNG in image_data."""
+    """The event lacks the bucket, the key, or a base64 JPEG or PNG in image_data as its
+    content_type says."""
 
 
 class EndpointBusy(Exception):

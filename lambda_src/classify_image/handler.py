@@ -1,13 +1,13 @@
 """Classify a serialized image with the SageMaker endpoint.
 
-Input (serialize_image's output; ``content_type`` and ``source`` are accepted and ignored)::
+Input (serialize_image's output; ``source`` is accepted and ignored)::
 
     {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg",
-     "image_data": "<base64 PNG>", "content_type": "image/png", "source": {...}}
+     "image_data": "<base64 JPEG>", "content_type": "image/jpeg", "source": {...}}
 
-The decoded PNG goes to InvokeEndpoint (ContentType image/png, Accept application/json); the
-endpoint answers a JSON list of class probabilities in the order of CLASS_NAMES (the model's:
-[p_bicycle, p_motorcycle]).
+The decoded image goes to InvokeEndpoint (ContentType the event's ``content_type``, image/jpeg
+or image/png; Accept application/json); the endpoint answers a JSON list of class probabilities
+in the order of CLASS_NAMES (the model's: [p_bicycle, p_motorcycle]).
 
 Output (the image is dropped, Step Functions payloads stay small)::
 
@@ -19,7 +19,8 @@ surfaces at once as ``EndpointBusy`` or ``EndpointUnavailable`` (``endpoint_fail
 which failure is which, and why).
 
 Errors (``classify_errors``; the class name is the errorType Step Functions sees):
-    InvalidInput         missing keys, image_data not base64 or not a PNG
+    InvalidInput         missing keys, a content_type other than image/jpeg or image/png,
+                         image_data not base64 or not an image of that type
     EndpointBusy         capacity, waited out: ThrottlingException, HTTP 429 (also
                          ModelNotReadyException), HTTP 503 or ServiceUnavailable, ModelError
                          with an original status 429 or 503, connect/read timeouts
@@ -74,10 +75,10 @@ class ClassifyResult(TypedDict):
 @logger.inject_lambda_context
 def lambda_handler(event: ClassifyRequest, context: LambdaContext) -> ClassifyResult:
     settings = get_settings()
-    bucket, key, png = parse_event(event)
+    bucket, key, image, content_type = parse_event(event)
     started = time.perf_counter()
     try:
-        body = invoke_endpoint(settings, png)
+        body = invoke_endpoint(settings, image, content_type)
         inferences = parse_probabilities(settings.endpoint_name, body, settings.class_names)
     except (EndpointBusy, EndpointUnavailable, EndpointError) as error:
         metrics.add_metric(name="EndpointFailures", unit=MetricUnit.Count, value=1)

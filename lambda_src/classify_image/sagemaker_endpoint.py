@@ -17,7 +17,6 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from classify_settings import EndpointSettings
 from endpoint_failures import connection_failure, service_failure
 
-REQUEST_CONTENT_TYPE = "image/png"
 RESPONSE_ACCEPT = "application/json"
 
 tracer = Tracer()
@@ -39,16 +38,16 @@ def runtime_client(read_timeout: float, connect_timeout: float) -> Any:
 
 
 @tracer.capture_method(capture_response=False)  # the endpoint's body, of any size
-def invoke_endpoint(settings: EndpointSettings, png: bytes) -> bytes:
-    """Send the PNG once and return the raw response body."""
+def invoke_endpoint(settings: EndpointSettings, image: bytes, content_type: str) -> bytes:
+    """Send the image once and return the raw response body."""
     endpoint_name = settings.endpoint_name
     client = runtime_client(settings.read_timeout, settings.connect_timeout)
     try:
         response = client.invoke_endpoint(
             EndpointName=endpoint_name,
-            ContentType=REQUEST_CONTENT_TYPE,
+            ContentType=content_type,
             Accept=RESPONSE_ACCEPT,
-            Body=png,
+            Body=image,
         )
         return response["Body"].read()
     except ClientError as error:

@@ -1,4 +1,4 @@
-"""Read an image from S3 and pass it on as a small, normalized, base64-encoded PNG.
+"""Read an image from S3 and pass it on small, normalized and base64-encoded.
 
 Input, either a direct request::
 
@@ -19,12 +19,14 @@ after the event (of the object or of that version) is ImageNotFound. A direct re
 Output::
 
     {"s3_bucket": "my-bucket", "s3_key": "incoming/photo.jpg",
-     "image_data": "<base64 PNG, RGB, longest side <= OUTPUT_MAX_SIDE>",
-     "content_type": "image/png",
+     "image_data": "<base64 JPEG, RGB, longest side <= OUTPUT_MAX_SIDE>",
+     "content_type": "image/jpeg",
      "source": {"format": "JPEG", "width": 4032, "height": 3024, "mode": "RGB",
                 "bytes": 2811234}}
 
-``source`` describes the object as stored (before EXIF rotation and resizing).
+``content_type`` is ``image/png`` instead when the reduced image is a thumbnail of at most 64 px
+(``image_decoding`` says why). ``source`` describes the object as stored (before EXIF rotation
+and resizing).
 
 The object is only read (HeadObject, GetObject), never written, deleted or altered.
 
@@ -39,8 +41,8 @@ Errors (``serialize_errors``; the class name is the errorType Step Functions see
 Environment (``serialize_settings``, read once per execution environment):
     MAX_OBJECT_BYTES    largest object read, in bytes (default 20 MiB)
     MAX_IMAGE_PIXELS    largest declared width * height (default 40_000_000)
-    OUTPUT_MAX_SIDE     longest side of the PNG passed on, 1..192 (default 128); the cap keeps
-                        the payload far below the 256 KiB Step Functions limit
+    OUTPUT_MAX_SIDE     longest side of the image passed on, 1..384 (default 384); at the cap a
+                        JPEG of noise still fits the 256 KiB Step Functions payload
 
 Metrics: ``ImagesSerialized`` (count), ``SourceImageBytes`` (bytes of the object read) and
 ``ImagesRejected`` (count of InvalidInput, ImageNotFound, InvalidImage and ImageTooLarge).
@@ -59,8 +61,6 @@ from object_reader import check_object_size, head_existing_object, read_object
 from s3_event import EventBridgeS3Event, SerializeRequest, parse_event
 from serialize_errors import ImageNotFound, ImageTooLarge, InvalidImage, InvalidInput
 from serialize_settings import Settings, get_settings
-
-OUTPUT_CONTENT_TYPE = "image/png"
 
 logger = Logger()
 tracer = Tracer()
@@ -81,21 +81,24 @@ def serialize_object(event: Any, settings: Settings) -> SerializedImage:
     label = str(ref)
     check_object_size(ref, size, settings)
     data = read_object(ref, settings)
-    png, source = normalize_image(data, label, settings.output_max_side, settings.max_image_pixels)
-    logger.info("Image serialized", extra={"object": label, "source": source, "png": len(png)})
+    image, content_type, source = normalize_image(
+        data, label, settings.output_max_side, settings.max_image_pixels
+    )
+    passed_on = {"content_type": content_type, "bytes": len(image)}
+    logger.info("Image serialized", extra={"object": label, "source": source, **passed_on})
     metrics.add_metric(name="ImagesSerialized", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SourceImageBytes", unit=MetricUnit.Bytes, value=len(data))
     return SerializedImage(
         s3_bucket=ref.bucket,
         s3_key=ref.key,
-        image_data=base64.b64encode(png).decode("ascii"),
-        content_type=OUTPUT_CONTENT_TYPE,
+        image_data=base64.b64encode(image).decode("ascii"),
+        content_type=content_type,
         source=source,
     )
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)  # the output holds the base64 PNG
+@tracer.capture_lambda_handler(capture_response=False)  # the output holds the base64 image
 @logger.inject_lambda_context
 def lambda_handler(
     event: SerializeRequest | EventBridgeS3Event, context: LambdaContext

@@ -1,4 +1,9 @@
-"""Decode an uploaded image and normalize it into the small PNG the model is sent.
+"""Decode an uploaded image and normalize it into the small image the endpoint is sent.
+
+A reduced image of at most LOSSLESS_MAX_SIDE px goes on as a PNG: the network sees thumbnails at
+32x32, and JPEG's blocks and halved colour would change them. A larger one goes on as a JPEG of
+quality JPEG_QUALITY, so that a photo keeps the 224 px its expert reads (docs/real-photos.md):
+a PNG of 384 px does not fit the 256 KiB Step Functions payload, this JPEG does even for noise.
 
 Beside the handler in the function's bundle (the asset root is on Lambda's import path).
 """
@@ -13,6 +18,8 @@ from serialize_errors import ImageTooLarge, InvalidImage
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes MPO
 BACKGROUND_WHITE = (255, 255, 255)
+LOSSLESS_MAX_SIDE = 64
+JPEG_QUALITY = 90
 
 
 class SourceImage(TypedDict):
@@ -51,11 +58,22 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def encode_reduced(rgb: Image.Image) -> tuple[bytes, str]:
+    """The reduced image's bytes and media type: a PNG for a thumbnail, a JPEG above."""
+    buffer = io.BytesIO()
+    if max(rgb.size) <= LOSSLESS_MAX_SIDE:
+        rgb.save(buffer, format="PNG")
+        return buffer.getvalue(), "image/png"
+    rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue(), "image/jpeg"
+
+
 def normalize_image(
     data: bytes, label: str, max_side: int, max_pixels: int
-) -> tuple[bytes, SourceImage]:
-    """Decode ``data`` fully and return an RGB PNG of longest side <= ``max_side`` plus a
-    description of the source; more than ``max_pixels`` declared is ImageTooLarge."""
+) -> tuple[bytes, str, SourceImage]:
+    """Decode ``data`` fully and return the RGB image of longest side <= ``max_side`` (bytes
+    and media type, see ``encode_reduced``) plus a description of the source; more than
+    ``max_pixels`` declared is ImageTooLarge."""
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as error:
@@ -85,10 +103,9 @@ def normalize_image(
             frame = ImageOps.exif_transpose(image)
             rgb = to_rgb(frame)
             rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            png = io.BytesIO()
-            rgb.save(png, format="PNG")
+            body, media_type = encode_reduced(rgb)
         except Image.DecompressionBombError as error:
             raise ImageTooLarge(f"{label}: {error}") from error
         except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as error:
             raise InvalidImage(f"{label} cannot be decoded: {error}") from error
-    return png.getvalue(), source
+    return body, media_type, source

@@ -32,6 +32,12 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (384, 288), "orange").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def request(**overrides) -> dict:
     event = {
         "s3_bucket": "scones-images",
@@ -64,6 +70,17 @@ def test_sends_the_png_once_and_returns_the_probabilities(
     metrics = emitted_metrics()
     assert metrics["Inferences"] == 1
     assert metrics["EndpointLatency"] >= 0
+
+
+def test_a_jpeg_goes_to_the_endpoint_as_image_jpeg(fake_endpoint, lambda_context):
+    fake_endpoint.reply_json([0.5, 0.5])
+    event = request(image_data=base64.b64encode(jpeg_bytes()).decode(), content_type="image/jpeg")
+
+    classify.lambda_handler(event, lambda_context)
+
+    [sent] = fake_endpoint.requests
+    assert sent.headers["Content-Type"] in (b"image/jpeg", "image/jpeg")
+    assert sent.body == jpeg_bytes()
 
 
 def test_client_makes_one_attempt_with_timeouts_from_the_environment(monkeypatch):
@@ -227,6 +244,9 @@ def test_the_answer_has_one_probability_per_class_of_class_names(
         request(image_data=""),
         request(image_data="not base64 at all!"),
         request(image_data=base64.b64encode(b"GIF89a not a png").decode()),
+        request(image_data=base64.b64encode(jpeg_bytes()).decode()),
+        request(content_type=None),
+        request(content_type="image/gif"),
         request(s3_key=None),
         request(s3_bucket=42),
         "a string, not an object",
@@ -236,6 +256,9 @@ def test_the_answer_has_one_probability_per_class_of_class_names(
         "empty-image",
         "bad-base64",
         "not-png",
+        "jpeg-said-png",
+        "no-content-type",
+        "gif-content-type",
         "no-key",
         "bucket-not-string",
         "not-an-object",

@@ -47,7 +47,8 @@ def test_an_uploaded_photo_is_serialized_classified_and_filtered(
     received: list[Image.Image] = []
 
     def check_model_input(request) -> None:
-        image = Image.open(io.BytesIO(request.body), formats=["PNG"])
+        assert request.headers["Content-Type"] in (b"image/jpeg", "image/jpeg")
+        image = Image.open(io.BytesIO(request.body), formats=["JPEG"])
         image.load()
         received.append(image)
 
@@ -61,7 +62,7 @@ def test_an_uploaded_photo_is_serialized_classified_and_filtered(
     filtered = through_step_functions(filter_inferences.lambda_handler(classified, lambda_context))
 
     [model_input] = received
-    assert (model_input.format, model_input.mode, model_input.size) == ("PNG", "RGB", (128, 96))
+    assert (model_input.format, model_input.mode, model_input.size) == ("JPEG", "RGB", (384, 288))
     assert classified == {
         "s3_bucket": BUCKET,
         "s3_key": "incoming/ride 1.jpg",

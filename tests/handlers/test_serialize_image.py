@@ -1,4 +1,5 @@
-"""serialize_image: S3 object in, bounded RGB PNG (base64) out, typed errors for bad input."""
+"""serialize_image: S3 object in, bounded RGB JPEG or thumbnail PNG (base64) out, typed errors
+for bad input."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ def run(lambda_context, key: str) -> dict:
 
 
 def output_image(result: dict) -> Image.Image:
+    """The image passed on, checked to be what ``content_type`` says: a PNG for a thumbnail of
+    at most 64 px, a JPEG above."""
     data = base64.b64decode(result["image_data"], validate=True)
     image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG"
     image.load()
+    expected = "PNG" if max(image.size) <= 64 else "JPEG"
+    assert (image.format, result["content_type"]) == (expected, f"image/{expected.lower()}")
     return image
 
 
@@ -77,7 +81,7 @@ def assert_close(actual, expected, tolerance: int = 12) -> None:
 # Happy paths
 
 
-def test_jpeg_becomes_bounded_rgb_png_with_source_description(
+def test_photo_becomes_bounded_rgb_jpeg_with_source_description(
     s3, lambda_context, encode_image, emitted_metrics
 ):
     data = encode_image(Image.new("RGB", (640, 480), (200, 30, 40)), "JPEG", quality=90)
@@ -87,7 +91,7 @@ def test_jpeg_becomes_bounded_rgb_png_with_source_description(
 
     assert set(result) == {"s3_bucket", "s3_key", "image_data", "content_type", "source"}
     assert (result["s3_bucket"], result["s3_key"]) == (BUCKET, "incoming/bike.jpg")
-    assert result["content_type"] == "image/png"
+    assert result["content_type"] == "image/jpeg"
     assert result["source"] == {
         "format": "JPEG",
         "width": 640,
@@ -96,11 +100,24 @@ def test_jpeg_becomes_bounded_rgb_png_with_source_description(
         "bytes": len(data),
     }
     image = output_image(result)
-    assert (image.mode, image.size) == ("RGB", (128, 96))
-    assert_close(image.getpixel((64, 48)), (200, 30, 40))
+    assert (image.mode, image.size) == ("RGB", (384, 288))
+    assert_close(image.getpixel((192, 144)), (200, 30, 40))
     metrics = emitted_metrics()
     assert metrics["ImagesSerialized"] == 1
     assert metrics["SourceImageBytes"] == len(data)
+
+
+def test_a_thumbnail_goes_on_losslessly_as_png_and_a_larger_image_as_jpeg(
+    s3, lambda_context, encode_image, noise_image
+):
+    thumbnail = noise_image(64, 48, seed=3)
+    put(s3, "incoming/thumbnail.png", encode_image(thumbnail, "PNG"))
+    put(s3, "incoming/larger.png", encode_image(noise_image(65, 48, seed=3), "PNG"))
+
+    passed_on = output_image(run(lambda_context, "incoming/thumbnail.png"))
+    assert passed_on.format == "PNG"
+    assert np.array_equal(np.asarray(passed_on), np.asarray(thumbnail.convert("RGB")))
+    assert output_image(run(lambda_context, "incoming/larger.png")).format == "JPEG"
 
 
 def test_small_image_is_never_upsized(s3, lambda_context, encode_image):
@@ -119,7 +136,7 @@ def test_output_side_comes_from_the_environment(s3, lambda_context, encode_image
     assert output_image(run(lambda_context, "incoming/wide.png")).size == (64, 16)
 
 
-@pytest.mark.parametrize("max_side", ["128", "192"])
+@pytest.mark.parametrize("max_side", ["128", "384"])
 def test_large_noisy_photo_gives_a_bounded_payload(
     s3, lambda_context, encode_image, noise_image, monkeypatch, max_side
 ):
@@ -134,6 +151,19 @@ def test_large_noisy_photo_gives_a_bounded_payload(
     assert result["source"]["width"] == 4000 and result["source"]["bytes"] == len(data)
     payload = len(json.dumps(result).encode())
     assert payload < STEP_FUNCTIONS_PAYLOAD_LIMIT // 2, payload
+
+
+def test_noise_at_the_largest_side_still_fits_the_step_functions_payload(
+    s3, lambda_context, encode_image, noise_image
+):
+    """Noise is the image JPEG compresses worst; at OUTPUT_MAX_SIDE's cap it is not reduced."""
+    put(s3, "incoming/noise.png", encode_image(noise_image(384, 384), "PNG"))
+
+    result = run(lambda_context, "incoming/noise.png")
+
+    assert output_image(result).size == (384, 384)
+    payload = len(json.dumps(result).encode())
+    assert payload < STEP_FUNCTIONS_PAYLOAD_LIMIT * 3 // 4, payload
 
 
 def test_exif_orientation_is_applied(s3, lambda_context, encode_image):
@@ -475,14 +505,14 @@ def test_pixel_limit_comes_from_the_environment(s3, lambda_context, encode_image
 
     monkeypatch.setenv("MAX_IMAGE_PIXELS", "40000")
     serialize_settings.get_settings.cache_clear()  # a new execution environment reads it again
-    assert output_image(run(lambda_context, "incoming/200x200.png")).size == (128, 128)
+    assert output_image(run(lambda_context, "incoming/200x200.png")).size == (200, 200)
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("OUTPUT_MAX_SIDE", "0"),
-        ("OUTPUT_MAX_SIDE", "1024"),
+        ("OUTPUT_MAX_SIDE", "385"),
         ("MAX_OBJECT_BYTES", "twenty"),
         ("MAX_IMAGE_PIXELS", "-1"),
     ],

@@ -44,10 +44,9 @@ def documents_named(listener, suffix: str) -> list[dict]:
     ]
 
 
-def test_serialize_records_neither_the_object_nor_the_png(
-    s3, lambda_context, xray_daemon, noise_image, encode_image, monkeypatch
+def test_serialize_records_neither_the_object_nor_the_image_passed_on(
+    s3, lambda_context, xray_daemon, noise_image, encode_image
 ):
-    monkeypatch.setenv("OUTPUT_MAX_SIDE", "192")  # the largest PNG the function passes on
     photo = encode_image(noise_image(1200, 900), "JPEG", quality=95)
     assert len(photo) > 1_000_000
     s3.put_object(Bucket=BUCKET, Key="incoming/photo.jpg", Body=photo)
@@ -89,7 +88,12 @@ def test_classify_records_the_inferences_not_the_endpoint_body(
     fake_endpoint.body = padded
     png = encode_image(noise_image(32, 32), "PNG")
     image_data = base64.b64encode(png).decode()
-    event = {"s3_bucket": BUCKET, "s3_key": "incoming/a.png", "image_data": image_data}
+    event = {
+        "s3_bucket": BUCKET,
+        "s3_key": "incoming/a.png",
+        "image_data": image_data,
+        "content_type": "image/png",
+    }
     assert classify.lambda_handler(event, lambda_context)["inferences"] == [0.25, 0.75]
 
     names = traced_names(xray_daemon)
