@@ -11,8 +11,8 @@ over HTTP with data capture on (as deployed). Prints p50/p99 latency and their r
 <= 3), then throughput in images/s with ``--concurrency`` client threads. The images are 50 of
 the staged 32x32 test PNGs, or 50 spread over ``--images DIR`` (PNG and JPEG files, in
 subfolders too: ``../shared/data/real-photos-dev`` measures photo-size requests). With
-``--as-serialized`` each image is first what the workflow sends: the serialize Lambda's PNG of
-at most 128 px, on which the photo expert still runs (docs/real-photos.md).
+``--as-serialized`` each image is first what the workflow sends: the serialize Lambda's JPEG of
+at most 384 px (docs/real-photos.md).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--as-serialized",
         action="store_true",
-        help="send each image as the workflow does: serialize's PNG of at most 128 px",
+        help="send each image as the workflow does: serialize's JPEG of at most 384 px",
     )
     args = parser.parse_args(argv)
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bodies = request_images(args.model, args.images)
     if args.as_serialized:
-        bodies = [(as_serialized(body), "image/png") for body, _ in bodies]
+        bodies = [as_serialized(body) for body, _ in bodies]
     model = InferenceModel(args.model)
     hooks = model.module
 
