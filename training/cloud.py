@@ -53,6 +53,7 @@ SOURCE_MODULES = (
     "inference.py",
     "network.py",
     "photo_expert.py",
+    "thumbnail_probe.py",
 )
 DEFAULT_SSM_PREFIX = ssm_prefix()
 CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"

@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the `training` package im
 from training.model.network import CLASS_NAMES  # noqa: E402  (the model's, in output order)
 
 CLASS_FOLDERS = "{" + ",".join(CLASS_NAMES) + "}/*.png"  # a staged split's layout
-ARTIFACT_MODULES = ("inference", "network", "photo_expert")
+ARTIFACT_MODULES = ("inference", "network", "photo_expert", "thumbnail_probe")
 CONFUSION_PLOT = "confusion_matrix.png"
 HISTOGRAM_PLOT = "confidence_histogram.png"
 SWEEP_PLOT = "threshold_sweep.png"

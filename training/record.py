@@ -55,6 +55,7 @@ DEPLOY_FIELDS = tuple(name for name in FIELDS if name not in (*OPTIONAL_FIELDS, 
 RECORD_METRIC_KEYS = (
     "test_accuracy",
     "val_accuracy",
+    "val_accuracy_with_probe",
     "val_loss",
     "train_loss",
     "members",

@@ -22,8 +22,12 @@ from tests.stacks.support import SynthesizedApp, synthesize, write_record
 _cache: dict[str, Any] = {}
 
 
-def untrained_model_archive(directory: Path, seed: int = 0) -> Path:
-    """``model.tar.gz`` as training writes it (weights, config, ``code/``), weights untrained."""
+def untrained_model_archive(directory: Path, seed: int = 0, probe_votes: bool = False) -> Path:
+    """``model.tar.gz`` as training writes it (weights, config, ``code/``), weights untrained.
+
+    The thumbnail probe runs on every thumbnail but, unless ``probe_votes``, its weights are
+    zero: it adds nothing, so the answers the robustness tests expect are the network's.
+    """
     import torch
 
     from training.cloud import MODEL_SOURCE_DIR
@@ -32,11 +36,16 @@ def untrained_model_archive(directory: Path, seed: int = 0) -> Path:
 
     defaults = import_from_folder(MODEL_SOURCE_DIR, "hyperparameters").Hyperparameters()
     artifact = import_from_folder(MODEL_SOURCE_DIR, "artifact")
+    thumbnail_probe = import_from_folder(MODEL_SOURCE_DIR, "thumbnail_probe")
     torch.manual_seed(seed)
     network = artifact.build_ensemble(defaults)
+    probe = thumbnail_probe.ThumbnailProbe()
+    if not probe_votes:
+        torch.nn.init.zeros_(probe.linear.weight)
+        torch.nn.init.zeros_(probe.linear.bias)
     config = artifact.model_config(defaults, ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]))
     model_dir = directory / "model"
-    artifact.write_model_dir(model_dir, network.state_dict(), config)
+    artifact.write_model_dir(model_dir, network.state_dict(), config, probe.state_dict())
     return pack_model_dir(model_dir, directory / "model.tar.gz")
 
 

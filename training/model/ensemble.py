@@ -1,5 +1,6 @@
 """The training run: the members trained one after another (resumable from a spot checkpoint),
-combined into the ensemble, scored on the test split, written as model folder and metrics."""
+combined into the ensemble, the thumbnail probe fitted, the served model scored on the test
+split, written as model folder and metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,8 +25,10 @@ from artifact import (
 )
 from fitting import Fit, TrainingState, select_member
 from hyperparameters import Hyperparameters
-from inference import ProbabilityModel
+from inference import Classifier, ProbabilityModel
 from network import ARCHITECTURES
+from photo_expert import PhotoExpert, enlarge
+from thumbnail_probe import ThumbnailProbe, fit_probe
 from torch import nn
 from training_data import channel_statistics, load_image_folder, split_validation, to_unit_tensor
 
@@ -109,10 +113,33 @@ def train_members(
     return completed, states
 
 
-def probability_accuracy(model: ProbabilityModel, images: torch.Tensor, labels: torch.Tensor):
-    model.eval()
+FEATURE_BATCH = 10  # images per forward pass of the expert: larger batches were no faster
+
+
+def in_batches(function: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor):
+    """``function`` of ``FEATURE_BATCH`` images at a time, its outputs concatenated."""
     with torch.inference_mode():
-        return (model(images).argmax(1) == labels).float().mean().item()
+        return torch.cat(
+            [
+                function(images[start : start + FEATURE_BATCH])
+                for start in range(0, len(images), FEATURE_BATCH)
+            ]
+        )
+
+
+def fit_thumbnail_probe(
+    expert: PhotoExpert, thumbnails: torch.Tensor, labels: np.ndarray
+) -> ThumbnailProbe:
+    """The probe fitted on the expert's features of the thumbnails enlarged, as served."""
+    features = in_batches(lambda batch: expert.features(enlarge(batch)), thumbnails)
+    return fit_probe(features, torch.from_numpy(labels))
+
+
+def served_accuracy(model: Classifier, thumbnails: torch.Tensor, labels: np.ndarray) -> float:
+    """Top-class accuracy of the served model on thumbnails (the probe's vote included)."""
+    model.eval()
+    predictions = in_batches(model.thumbnail_probabilities, thumbnails).argmax(1)
+    return (predictions == torch.from_numpy(labels)).float().mean().item()
 
 
 def selection_metrics(
@@ -149,6 +176,11 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
         raise ValueError(f"unknown architecture {hp.architecture!r}; choose one of {ARCHITECTURES}")
     if hp.members < 1:
         raise ValueError(f"members={hp.members}: an ensemble needs at least 1 member")
+    if hp.thumbnail_probe and not hp.photo_expert:
+        raise ValueError(
+            "thumbnail-probe=1 reads the photo expert's features: train with photo-expert=1, "
+            "or with --hyperparameter thumbnail-probe=0 too"
+        )
     if hp.photo_expert:
         photo_expert_weights()  # before training, not after it: say what is missing now
     torch.set_num_threads(num_threads or os.cpu_count() or 1)
@@ -168,21 +200,32 @@ def train(hp: Hyperparameters, paths: RunPaths, num_threads: int | None = None) 
     network_state = combine_members(completed)
     ensemble.load_state_dict(network_state)
     metrics = selection_metrics(hp, states, folds, ensemble)
+    expert = PhotoExpert(photo_expert_weights()) if hp.photo_expert else None
+    train_idx, val_idx = folds[0]
+    probe = None
+    if hp.thumbnail_probe:
+        probe = fit_thumbnail_probe(expert, all_x[train_idx], labels[train_idx])
+    model = Classifier(ProbabilityModel(ensemble, *normalization), expert, probe)
+    if probe is not None and hp.members == 1:  # other members trained on fold 0's validation
+        metrics["val_accuracy_with_probe"] = served_accuracy(model, all_x[val_idx], labels[val_idx])
     if paths.test_dir is not None:
-        model = ProbabilityModel(ensemble, *normalization, flip_average=True)
         test_images, test_labels = load_image_folder(paths.test_dir)
-        metrics["test_accuracy"] = probability_accuracy(
-            model, to_unit_tensor(test_images), torch.from_numpy(test_labels)
-        )
+        metrics["test_accuracy"] = served_accuracy(model, to_unit_tensor(test_images), test_labels)
         metrics["test_size"] = len(test_labels)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     print(
         f"final members={hp.members} val_accuracy={metrics['val_accuracy']:.4f}"
+        + (
+            f" val_accuracy_with_probe={metrics['val_accuracy_with_probe']:.4f}"
+            if "val_accuracy_with_probe" in metrics
+            else ""
+        )
         + (f" test_accuracy={metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
         + f" train_seconds={metrics['train_seconds']}",
         flush=True,
     )
-    write_model_dir(paths.model_dir, network_state, model_config(hp, normalization))
+    probe_state = None if probe is None else probe.state_dict()
+    write_model_dir(paths.model_dir, network_state, model_config(hp, normalization), probe_state)
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     return metrics

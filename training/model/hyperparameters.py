@@ -52,4 +52,9 @@ class Hyperparameters:
         "1: the artifact adds the votes of EfficientNet-Lite0's ImageNet head (untrained) on "
         "photos with more detail than a thumbnail",
     )
+    thumbnail_probe: bool = _option(
+        True,
+        "1: a logistic regression fitted on the photo expert's features of the training "
+        "thumbnails adds its vote on thumbnails (needs photo-expert=1)",
+    )
     seed: int = 0

@@ -8,9 +8,12 @@ container), so the worker answers the client and keeps serving.
 
 Our network reads every image at 32x32. When the model has the photo expert
 (``photo_expert.py``) and the image holds more detail than a thumbnail can, the expert's
-log-odds, read at 224 px, are added to ours (docs/real-photos.md measures both).
+log-odds, read at 224 px, are added to ours; on the other images, the thumbnail probe's
+(``thumbnail_probe.py``), read from the expert's features of the thumbnail enlarged
+(docs/real-photos.md measures all three).
 
-Shipped flat in the artifact's ``code/`` folder next to ``network.py`` and ``photo_expert.py``.
+Shipped flat in the artifact's ``code/`` folder next to ``network.py``, ``photo_expert.py`` and
+``thumbnail_probe.py``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from network import CLASS_NAMES, INPUT_SIZE, build_network
-from photo_expert import DETAIL_GATE, DETAIL_ROUND_TRIP, EXPERT_SIZE, PhotoExpert, detail
+from photo_expert import DETAIL_GATE, DETAIL_ROUND_TRIP, EXPERT_SIZE, PhotoExpert, detail, enlarge
 from PIL import Image, ImageOps, UnidentifiedImageError
+from thumbnail_probe import ThumbnailProbe
 from torch import nn
 
 try:
@@ -55,6 +59,7 @@ class RequestError(_ToolkitError):
 MODEL_FILE = "model.pth"
 CONFIG_FILE = "model-config.json"
 PHOTO_EXPERT_FILE = "photo-expert.pth"
+THUMBNAIL_PROBE_FILE = "thumbnail-probe.pth"
 JSON_CONTENT_TYPE = "application/json"
 IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "application/x-image"})
 ACCEPTED_RESPONSE_TYPES = frozenset({JSON_CONTENT_TYPE, "application/*", "*/*"})
@@ -99,25 +104,53 @@ class ModelInput:
     photo: torch.Tensor | None = None
 
 
-class Classifier(nn.Module):
-    """The served model: ``thumbnails`` (our network) and the optional ``photo_expert``.
+def add_log_odds(probabilities: torch.Tensor, log_odds: torch.Tensor) -> torch.Tensor:
+    """Nx2 class probabilities with motorcycle-against-bicycle ``log_odds`` (N) added."""
+    motorcycle = torch.sigmoid(torch.logit(probabilities[:, 1], eps=1e-7) + log_odds)
+    return torch.stack([1 - motorcycle, motorcycle], dim=1)
 
-    The expert's log-odds are motorcycle against bicycle: ``CLASS_NAMES`` in that order.
+
+class ModelConfigError(ValueError):
+    """The artifact's ``model-config.json`` names parts that cannot serve together."""
+
+
+class Classifier(nn.Module):
+    """The served model: ``thumbnails`` (our network), the optional ``photo_expert`` and the
+    optional ``thumbnail_probe`` on the expert's features.
+
+    Both add log-odds of motorcycle against bicycle: ``CLASS_NAMES`` in that order.
     """
 
-    def __init__(self, thumbnails: ProbabilityModel, photo_expert: PhotoExpert | None) -> None:
+    def __init__(
+        self,
+        thumbnails: ProbabilityModel,
+        photo_expert: PhotoExpert | None,
+        thumbnail_probe: ThumbnailProbe | None = None,
+    ) -> None:
         super().__init__()
+        if thumbnail_probe is not None and photo_expert is None:
+            raise ModelConfigError(
+                "the thumbnail probe reads the photo expert's features: the artifact needs "
+                "both, or train with --hyperparameter thumbnail-probe=0"
+            )
         self.thumbnails = thumbnails
         self.photo_expert = photo_expert
+        self.thumbnail_probe = thumbnail_probe
+
+    def thumbnail_probabilities(self, thumbnails: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (Nx2) of Nx3x32x32 thumbnails: ours, plus the probe's log-odds."""
+        probabilities = self.thumbnails(thumbnails)
+        if self.thumbnail_probe is None:
+            return probabilities
+        features = self.photo_expert.features(enlarge(thumbnails))
+        return add_log_odds(probabilities, self.thumbnail_probe(features))
 
     def forward(self, data: ModelInput) -> torch.Tensor:
         """Class probabilities of one image; on a photo, the expert's log-odds added to ours."""
-        probabilities = self.thumbnails(data.thumbnail)[0]
         if data.photo is None or self.photo_expert is None:
-            return probabilities
-        expert_log_odds = self.photo_expert(data.photo)[0]
-        motorcycle = torch.sigmoid(torch.logit(probabilities[1], eps=1e-7) + expert_log_odds)
-        return torch.stack([1 - motorcycle, motorcycle])
+            return self.thumbnail_probabilities(data.thumbnail)[0]
+        probabilities = self.thumbnails(data.thumbnail)
+        return add_log_odds(probabilities, self.photo_expert(data.photo))[0]
 
 
 def upright_rgb(image: Image.Image) -> Image.Image:
@@ -197,8 +230,8 @@ def _media_type(header: str | None) -> str:
 
 
 def model_fn(model_dir: str) -> Classifier:
-    """Load the network, its configuration and the photo expert written by the training
-    entry point."""
+    """Load the network, its configuration, the photo expert and the thumbnail probe written
+    by the training entry point."""
     directory = Path(model_dir)
     config = json.loads((directory / CONFIG_FILE).read_text())
     network = build_network(
@@ -212,7 +245,13 @@ def model_fn(model_dir: str) -> Classifier:
     thumbnails = ProbabilityModel(network, config["mean"], config["std"], config["flip_average"])
     expert_file = config.get("photo_expert")
     photo_expert = PhotoExpert(directory / expert_file) if expert_file else None
-    return Classifier(thumbnails, photo_expert).eval()
+    probe_file = config.get("thumbnail_probe")
+    thumbnail_probe = None
+    if probe_file:
+        thumbnail_probe = ThumbnailProbe()
+        probe_state = torch.load(directory / probe_file, map_location="cpu", weights_only=True)
+        thumbnail_probe.load_state_dict(probe_state)
+    return Classifier(thumbnails, photo_expert, thumbnail_probe).eval()
 
 
 def input_fn(request_body: bytes, request_content_type: str) -> ModelInput:

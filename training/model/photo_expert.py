@@ -111,12 +111,15 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = batch_norm(1280)
         self._fc = nn.Linear(1280, 1000)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1,280 pooled features that the ImageNet head reads."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return self._fc(x.mean(dim=(2, 3)))
+        return F.relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self.features(x))
 
 
 class PhotoExpert(nn.Module):
@@ -134,14 +137,27 @@ class PhotoExpert(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.eval()
 
+    def normalize(self, squares: torch.Tensor) -> torch.Tensor:
+        return (squares - self.mean) / self.std
+
+    def features(self, squares: torch.Tensor) -> torch.Tensor:
+        """The network's pooled features of RGB squares in [0, 1] (no mirror)."""
+        return self.network.features(self.normalize(squares))
+
     def forward(self, squares: torch.Tensor) -> torch.Tensor:
-        normalized = (squares - self.mean) / self.std
+        normalized = self.normalize(squares)
         both = torch.cat([normalized, normalized.flip(dims=[3])])
         original, mirrored = torch.log_softmax(self.network(both), dim=1).chunk(2)
         log_p = (original + mirrored) / 2
         motorcycle = torch.logsumexp(log_p[:, list(MOTORCYCLE_CLASSES)], dim=1)
         bicycle = torch.logsumexp(log_p[:, list(BICYCLE_CLASSES)], dim=1)
         return motorcycle - bicycle
+
+
+def enlarge(thumbnails: torch.Tensor) -> torch.Tensor:
+    """Nx3xHxW images in [0, 1] enlarged bicubic to the expert's input size."""
+    size = (EXPERT_SIZE, EXPERT_SIZE)
+    return F.interpolate(thumbnails, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def detail(square: Image.Image) -> float:

@@ -7,8 +7,8 @@ held out of it (one disjoint split per member of an ensemble) for early stopping
 selection; the test channel (optional) gives the final score only. Metrics are printed as
 ``name=value`` pairs that the job's metric definitions parse. The model folder receives
 ``model.pth`` (a plain ``state_dict``), ``model-config.json``, ``photo-expert.pth`` (unless
-``--photo-expert 0``) and ``code/{inference,network,photo_expert}.py``: the layout of
-``model.tar.gz``.
+``--photo-expert 0``), ``thumbnail-probe.pth`` (unless ``--thumbnail-probe 0``) and
+``code/{inference,network,photo_expert,thumbnail_probe}.py``: the layout of ``model.tar.gz``.
 
 The modules next to this file (``hyperparameters``, ``training_data``, ``augmentation``,
 ``fitting``, ``ensemble``, ``artifact``) are shipped with it and imported as top-level modules.
