@@ -7,8 +7,8 @@ and the ratio to the course solutions' 0.80-0.85 test accuracy.
 
     .venv/bin/python bench/train_accuracy.py [--seeds 0 1 2] [--epochs N] [--hyperparameter K=V]
 
-With an ensemble (``members`` > 1) it also prints each member's accuracy alone, so the
-ensemble's gain is measured in the same run.
+It also prints each network's accuracy alone (each member of an ensemble, without the
+thumbnail probe's vote), so what the ensemble and the probe gain is measured in the same run.
 """
 
 # ruff: noqa: E402  (the environment and sys.path are set before the imports they affect)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(n={record['evaluation']['test_size']} test images each)"
     )
     print(
-        f"each network alone: mean {member_mean:.4f}; the ensemble gains "
+        f"each network alone: mean {member_mean:.4f}; the ensemble and the probe gain "
         f"{mean - member_mean:+.4f} ({mean / member_mean:.3f}x)"
     )
     print(
