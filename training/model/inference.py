@@ -146,7 +146,8 @@ class Classifier(nn.Module):
         return add_log_odds(probabilities, self.thumbnail_probe(features))
 
     def forward(self, data: ModelInput) -> torch.Tensor:
-        """Class probabilities of one image; on a photo, the expert's log-odds added to ours."""
+        """Class probabilities of one image: on a photo, the expert's log-odds added to ours;
+        on a thumbnail, the probe's when the model has one."""
         if data.photo is None or self.photo_expert is None:
             return self.thumbnail_probabilities(data.thumbnail)[0]
         probabilities = self.thumbnails(data.thumbnail)

