@@ -27,7 +27,7 @@ from fitting import Fit, TrainingState, select_member
 from hyperparameters import Hyperparameters
 from inference import Classifier, ProbabilityModel
 from network import ARCHITECTURES
-from photo_expert import PhotoExpert, enlarge
+from photo_expert import PhotoExpert
 from thumbnail_probe import ThumbnailProbe, fit_probe
 from torch import nn
 from training_data import channel_statistics, load_image_folder, split_validation, to_unit_tensor
@@ -131,7 +131,7 @@ def fit_thumbnail_probe(
     expert: PhotoExpert, thumbnails: torch.Tensor, labels: np.ndarray
 ) -> ThumbnailProbe:
     """The probe fitted on the expert's features of the thumbnails enlarged, as served."""
-    features = in_batches(lambda batch: expert.features(enlarge(batch)), thumbnails)
+    features = in_batches(expert.thumbnail_features, thumbnails)
     return fit_probe(features, torch.from_numpy(labels))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from network import CLASS_NAMES, INPUT_SIZE, build_network
-from photo_expert import DETAIL_GATE, DETAIL_ROUND_TRIP, EXPERT_SIZE, PhotoExpert, detail, enlarge
+from photo_expert import DETAIL_GATE, DETAIL_ROUND_TRIP, EXPERT_SIZE, PhotoExpert, detail
 from PIL import Image, ImageOps, UnidentifiedImageError
 from thumbnail_probe import ThumbnailProbe
 from torch import nn
@@ -142,7 +142,7 @@ class Classifier(nn.Module):
         probabilities = self.thumbnails(thumbnails)
         if self.thumbnail_probe is None:
             return probabilities
-        features = self.photo_expert.features(enlarge(thumbnails))
+        features = self.photo_expert.thumbnail_features(thumbnails)
         return add_log_odds(probabilities, self.thumbnail_probe(features))
 
     def forward(self, data: ModelInput) -> torch.Tensor:

@@ -146,6 +146,11 @@ class PhotoExpert(nn.Module):
         """The network's pooled features of RGB squares in [0, 1] (no mirror)."""
         return self.network.features(self.normalize(squares))
 
+    def thumbnail_features(self, thumbnails: torch.Tensor) -> torch.Tensor:
+        """The features of Nx3xHxW thumbnails enlarged: what the thumbnail probe reads, in
+        training and when served."""
+        return self.features(enlarge(thumbnails))
+
     def forward(self, squares: torch.Tensor) -> torch.Tensor:
         normalized = self.normalize(squares)
         both = torch.cat([normalized, normalized.flip(dims=[3])])
