@@ -5,10 +5,11 @@
 
 OUT is a ``training/train.py --local`` output folder (``model.tar.gz``, ``metrics.json`` and
 the staged ``data/train``). Through the artifact's own handlers, each image is scored by our
-network alone, the photo expert alone (``photo_expert.py``: EfficientNet-Lite0's ImageNet head,
-untrained, on the 224 px centre square), their sum, and as served (the sum where the gate opens
-on the image's detail, elsewhere ours plus the thumbnail probe's vote when the artifact has
-one). On the dev set per source, and on the artifact's own
+network alone, the photo expert alone (``photo_expert.py``: EfficientNet-Lite1's ImageNet head,
+untrained, on the 240 px centre square), their sum (what was served before the expert answered
+photos alone), and as served (the expert's where the gate opens on the image's detail,
+elsewhere ours plus the thumbnail probe's vote when the artifact has one). On the dev set per
+source, and on the artifact's own
 validation images of the training split (never trained on) as 32x32 PNGs and as phone-size
 JPEGs; the dev photos and the phone-size JPEGs also as the workflow sends them (the serialize
 Lambda's JPEG of at most 384 px); and the served time with and without the expert, side by
@@ -117,9 +118,7 @@ def report(name: str, rows: list[tuple]) -> None:
         "ours": lambda ours, expert, served: ours,
         "ImageNet head": lambda ours, expert, served: expert,
         "sum": lambda ours, expert, served: ours + expert,
-        f"served (sum if detail > {DETAIL_GATE:g}, else probe)": lambda ours, expert, served: (
-            served
-        ),
+        f"served (expert if detail > {DETAIL_GATE:g})": lambda ours, expert, served: served,
     }
     groups = defaultdict(list)
     for part, source, label, *values in rows:

@@ -2,7 +2,7 @@
 
 A reduced image of at most LOSSLESS_MAX_SIDE px goes on as a PNG: the network sees thumbnails at
 32x32, and JPEG's blocks and halved colour would change them. A larger one goes on as a JPEG of
-quality JPEG_QUALITY, so that a photo keeps the 224 px its expert reads (docs/real-photos.md):
+quality JPEG_QUALITY, so that a photo keeps the 240 px its expert reads (docs/real-photos.md):
 a PNG of 384 px does not fit the 256 KiB Step Functions payload, this JPEG does even for noise.
 
 Beside the handler in the function's bundle (the asset root is on Lambda's import path).

@@ -26,7 +26,8 @@ def untrained_model_archive(directory: Path, seed: int = 0, probe_votes: bool = 
     """``model.tar.gz`` as training writes it (weights, config, ``code/``), weights untrained.
 
     The thumbnail probe runs on every thumbnail but, unless ``probe_votes``, its weights are
-    zero: it adds nothing, so the answers the robustness tests expect are the network's.
+    zero: it adds nothing, so the answers the robustness tests expect are the network's. With
+    ``probe_votes`` they are drawn large enough for its vote to move an answer.
     """
     import torch
 
@@ -40,7 +41,9 @@ def untrained_model_archive(directory: Path, seed: int = 0, probe_votes: bool = 
     torch.manual_seed(seed)
     network = artifact.build_ensemble(defaults)
     probe = thumbnail_probe.ThumbnailProbe()
-    if not probe_votes:
+    if probe_votes:
+        torch.nn.init.normal_(probe.linear.weight, std=0.1)
+    else:
         torch.nn.init.zeros_(probe.linear.weight)
         torch.nn.init.zeros_(probe.linear.bias)
     config = artifact.model_config(defaults, ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]))

