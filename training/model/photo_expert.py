@@ -36,7 +36,7 @@ LITE_STD = (128 / 255,) * 3
 BICYCLE_CLASSES = (444, 671, 870, 880)  # tandem, mountain bike, tricycle, unicycle
 MOTORCYCLE_CLASSES = (665, 670, 518)  # moped, motor scooter, crash helmet
 DETAIL_ROUND_TRIP = 64  # px: a 32 px thumbnail enlarged passes through it almost unchanged
-DETAIL_GATE = 3.0  # dev photos 4.1-21.7; thumbnails enlarged to phone size 0.5-1.4
+DETAIL_GATE = 3.0  # dev photos 4.2-22.7; validation thumbnails made phone-size 0.6-1.3
 # (expansion, kernel, stride, output channels, repeats) of each stage of EfficientNet-Lite1:
 # Lite0's stages, the inner five deepened by 1.1 (rounded up)
 STAGES = (
